@@ -1,0 +1,39 @@
+"""Options and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from scanner.config import Config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(func: F) -> F:
+    """`--db PATH`: the findings database (default ./posture.db or `db` in posture.toml)."""
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Findings database (default: ./posture.db, or 'db' in posture.toml).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout, nothing else."
+    )(func)
+
+
+def config(ctx: click.Context) -> Config:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Config) else Config()
+
+
+def resolve_db(ctx: click.Context, db_path: Path | None) -> Path:
+    return db_path if db_path is not None else config(ctx).db

@@ -1,0 +1,7 @@
+"""`posture findings` commands."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []

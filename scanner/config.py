@@ -1,0 +1,99 @@
+"""posture.toml: settings shared by every command (database, scope, packs, scan defaults).
+
+Looked up as `--config PATH`, else `./posture.toml` when present. Unknown keys are errors, so a
+typo never silently widens a scope.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scanner.errors import ConfigError
+
+DEFAULT_CONFIG = Path("posture.toml")
+DEFAULT_DB = Path("posture.db")
+
+_TOP_KEYS = {"db", "scope", "exclude", "packs", "scan"}
+_SCAN_KEYS = {"ports", "concurrency", "timeout", "chunk_size"}
+
+
+@dataclass(frozen=True)
+class ScanDefaults:
+    ports: str = "top1000"
+    concurrency: int = 4
+    timeout: str = "5m"  # per-host timeout, nmap --host-timeout syntax
+    chunk_size: int = 16
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    db: Path = DEFAULT_DB
+    scope: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    packs: tuple[Path, ...] = ()
+    scan: ScanDefaults = field(default_factory=ScanDefaults)
+
+
+def _str_list(value: Any, key: str, path: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{path}: '{key}' must be a string or a list of strings")
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the config file; a missing default file means defaults, a missing named file is an
+    error."""
+    if path is None:
+        if not DEFAULT_CONFIG.is_file():
+            return Config()
+        path = DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    unknown = set(raw) - _TOP_KEYS - {"jobs", "sla"}  # jobs/sla belong to later commands
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s): {', '.join(sorted(unknown))}")
+    base = path.parent
+    scan_raw = raw.get("scan", {})
+    if not isinstance(scan_raw, dict):
+        raise ConfigError(f"{path}: [scan] must be a table")
+    unknown_scan = set(scan_raw) - _SCAN_KEYS
+    if unknown_scan:
+        raise ConfigError(f"{path}: unknown key(s) in [scan]: {', '.join(sorted(unknown_scan))}")
+    defaults = ScanDefaults()
+    try:
+        scan = ScanDefaults(
+            ports=str(scan_raw.get("ports", defaults.ports)),
+            concurrency=int(scan_raw.get("concurrency", defaults.concurrency)),
+            timeout=str(scan_raw.get("timeout", defaults.timeout)),
+            chunk_size=int(scan_raw.get("chunk_size", defaults.chunk_size)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: [scan]: {exc}") from None
+    db = raw.get("db")
+    if db is not None and not isinstance(db, str):
+        raise ConfigError(f"{path}: 'db' must be a string")
+
+    def relative(items: tuple[str, ...]) -> tuple[str, ...]:
+        # "@file" entries are relative to the config file, like every path in it
+        return tuple(f"@{base / i[1:]}" if i.startswith("@") else i for i in items)
+
+    return Config(
+        path=path,
+        db=(base / db) if db else DEFAULT_DB,
+        scope=relative(_str_list(raw.get("scope", []), "scope", path)),
+        exclude=relative(_str_list(raw.get("exclude", []), "exclude", path)),
+        packs=tuple(base / p for p in _str_list(raw.get("packs", []), "packs", path)),
+        scan=scan,
+    )

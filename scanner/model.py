@@ -1,0 +1,171 @@
+"""Frozen values that cross module boundaries: facts from probes, findings from rules.
+
+Probes build `Host`/`Service` facts, the rule engine turns them into `Finding`s, the store keeps
+them and hands back `StoredFinding`s to reports and the CLI. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.Enum):
+    """Finding severity; `rank` orders them (critical is highest)."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def at_least(self, other: Severity) -> bool:
+        return self.rank >= other.rank
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
+
+
+_SEVERITY_RANK = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+
+
+class Confidence(enum.Enum):
+    """Quality of detection, after Greenbone's QoD: how sure the evidence makes us."""
+
+    CERTAIN = "certain"  # confirmed by talking to the service (e.g. Redis answered INFO)
+    FIRM = "firm"  # a service fingerprint or banner that identifies the software
+    TENTATIVE = "tentative"  # a guess from the port number, or a distro build with backports
+
+    @property
+    def rank(self) -> int:
+        return {Confidence.CERTAIN: 2, Confidence.FIRM: 1, Confidence.TENTATIVE: 0}[self]
+
+
+class FindingStatus(enum.Enum):
+    OPEN = "open"
+    FIXED = "fixed"
+    REOPENED = "reopened"
+    RISK_ACCEPTED = "risk_accepted"
+    FALSE_POSITIVE = "false_positive"
+
+    @property
+    def is_active(self) -> bool:
+        """Open or reopened: something someone still has to fix."""
+        return self in (FindingStatus.OPEN, FindingStatus.REOPENED)
+
+
+class HostState(enum.Enum):
+    UP = "up"
+    DOWN = "down"
+    TIMEOUT = "timeout"  # nmap gave up on it (--host-timeout): not covered, never dropped
+    ERROR = "error"  # the probe failed for this host (nmap crashed, unparsable output)
+
+
+@dataclass(frozen=True)
+class Service:
+    """One port of one host as a probe saw it."""
+
+    port: int
+    proto: str  # "tcp" | "udp"
+    state: str  # nmap's state: open, filtered, open|filtered, closed
+    name: str | None = None  # nmap service name (e.g. "ftp", "redis")
+    product: str | None = None
+    version: str | None = None
+    extrainfo: str | None = None
+    tunnel: str | None = None  # "ssl" when nmap found TLS in front of the service
+    method: str | None = None  # nmap: "probed" (fingerprinted) or "table" (port number only)
+    conf: int | None = None  # nmap's confidence 0-10
+    cpe: tuple[str, ...] = ()
+    banner: str | None = None  # raw banner text (hostile: clip and escape before showing)
+    # Results of active service checks, keyed by check name (e.g. "redis", "ftp"); each value
+    # is a flat mapping of fact name to value, exposed to rules as "<check>.<fact>".
+    checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Host:
+    """One scanned address with what was found on it."""
+
+    address: str
+    state: HostState
+    hostname: str | None = None
+    services: tuple[Service, ...] = ()
+    reason: str | None = None  # why it is down / timed out / errored
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule matched facts of an asset. Produced by the rule engine, kept by the store."""
+
+    rule_id: str
+    severity: Severity
+    confidence: Confidence
+    title: str
+    host: str  # the asset: an IP address
+    port: int | None = None  # None for host-level findings
+    proto: str | None = None
+    discriminator: str = ""  # what tells two findings of one rule on one port apart
+    hostname: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    cves: tuple[str, ...] = ()
+    controls: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.rule_id, self.host, self.proto, self.port, self.discriminator)
+
+
+def fingerprint(
+    rule_id: str, asset: str, proto: str | None, port: int | None, discriminator: str = ""
+) -> str:
+    """sha256(rule_id | asset | proto/port | discriminator), hex.
+
+    Title, severity, evidence and time stay out, so rewording a rule never forks a finding.
+    """
+    where = f"{proto}/{port}" if port is not None else ""
+    raw = "|".join((rule_id, asset, where, discriminator))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    """A finding as the store keeps it, with its lifecycle."""
+
+    fingerprint: str
+    rule_id: str
+    severity: Severity
+    confidence: Confidence
+    title: str
+    host: str
+    port: int | None
+    proto: str | None
+    status: FindingStatus
+    first_seen: str  # ISO 8601 UTC
+    last_seen: str
+    last_scan_id: int
+    hostname: str | None = None
+    discriminator: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    cves: tuple[str, ...] = ()
+    controls: tuple[str, ...] = ()
+    status_note: str | None = None
+    accept_expires: str | None = None  # ISO date
+    fixed_at: str | None = None
