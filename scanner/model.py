@@ -169,3 +169,28 @@ class StoredFinding:
     status_note: str | None = None
     accept_expires: str | None = None  # ISO date
     fixed_at: str | None = None
+
+
+class ScanStatus(enum.Enum):
+    RUNNING = "running"  # started, or killed midway (resumable)
+    COMPLETED = "completed"  # every target scanned: may mark absent findings fixed
+    FAILED = "failed"  # the scan itself failed (exit 3); never closes findings
+    INTERRUPTED = "interrupted"  # stopped by the user (Ctrl-C); resumable
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    """One `posture scan` run as the store keeps it."""
+
+    id: int
+    started: str  # ISO 8601 UTC
+    status: ScanStatus
+    targets: tuple[str, ...]  # the target specs as given
+    scope: tuple[str, ...]
+    excludes: tuple[str, ...]
+    packs: tuple[str, ...]  # "name@version"
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # ports, timeout, ...
+    finished: str | None = None
+    hosts_total: int = 0
+    hosts_done: int = 0
+    error: str | None = None
