@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -14,7 +13,21 @@ from scanner.errors import PostureError
 from scanner.safetext import for_terminal
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _PostureGroup(click.Group):
+    """Turns every PostureError into one escaped line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except PostureError as exc:
+            click.echo(f"posture: error: {for_terminal(exc, 4000)}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(
+    cls=_PostureGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="posture")
 @click.option(
     "--config",
@@ -35,18 +48,5 @@ for _module in (scan, findings, report, rules):
 
 
 def main() -> None:
-    """Entry point: every PostureError becomes one line on stderr and its exit code."""
-    try:
-        cli.main(standalone_mode=False)
-    except PostureError as exc:
-        click.echo(f"posture: error: {for_terminal(exc, 4000)}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("posture: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    sys.exit(0)
+    """Entry point: `posture` (Click's standalone mode turns usage errors into exit 2)."""
+    cli(prog_name="posture")

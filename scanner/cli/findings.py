@@ -1,7 +1,308 @@
-"""`posture findings` commands."""
+"""`posture findings` (list, show, set-status) and `posture scans`: read and judge the store.
+
+Target-derived text (titles, hostnames, evidence) is hostile: every such string goes through
+`for_terminal` and into rich `Text`, which never interprets markup.
+"""
 
 from __future__ import annotations
 
-import click
+import getpass
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from scanner.cli.common import db_option, json_option, resolve_db
+from scanner.model import FindingStatus, ScanRecord, Severity, StoredFinding
+from scanner.safetext import for_terminal
+from scanner.store import FindingEvent, Store
+from scanner.store.export import event_as_dict, finding_as_dict, scan_as_dict
+
+FINGERPRINT_SHOWN = 12  # hex digits of a fingerprint in tables; any unique 8+ are accepted back
+DEFAULT_STATUSES = (FindingStatus.OPEN, FindingStatus.REOPENED)
+_SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+_NO_WRAP = {"Severity", "Status", "Port", "Fingerprint", "At", "Id", "Started", "Finished"}
+_LISTING_OPTIONS = {
+    "severity": "--severity",
+    "host": "--host",
+    "port": "--port",
+    "rule_id": "--rule",
+    "statuses": "--status",
+    "scan_id": "--scan",
+    "as_json": "--json",
+}
+
+
+def _console() -> Console:
+    return Console(highlight=False, emoji=False, markup=False)
+
+
+def _safe(value: object, limit: int = 200, style: str = "") -> Text:
+    """A cell from hostile text: controls escaped, length bounded, never parsed as markup."""
+    return Text(for_terminal(value, limit), style=style)
+
+
+def _open_store(ctx: click.Context, db_path: Path | None) -> Store:
+    # Read commands never create a database: a typo in --db must not look like "no findings".
+    if db_path is None and ctx.parent is not None:
+        db_path = ctx.parent.params.get("db_path")
+    return Store(resolve_db(ctx, db_path), create=False)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _where(finding: StoredFinding) -> str:
+    return f"{finding.port}/{finding.proto}" if finding.port is not None else "-"
+
+
+def findings_table(findings: Iterable[StoredFinding], title: str | None = None) -> Table:
+    """Findings as a rich table; every target-derived cell escaped and bounded."""
+    table = Table(show_lines=False, header_style="bold", title=title)
+    for name in ("Severity", "Status", "Host", "Port", "Rule", "Title", "Fingerprint"):
+        table.add_column(name, overflow="fold", no_wrap=name in _NO_WRAP)
+    for f in findings:
+        host = f.host if not f.hostname else f"{f.host} ({f.hostname})"
+        table.add_row(
+            Text(f.severity.value, style=_SEVERITY_STYLE[f.severity]),
+            Text(f.status.value),
+            _safe(host),
+            _safe(_where(f)),
+            _safe(f.rule_id),
+            _safe(f.title),
+            Text(f.fingerprint[:FINGERPRINT_SHOWN]),
+        )
+    return table
+
+
+@click.group("findings", invoke_without_command=True)
+@db_option
+@click.option(
+    "--severity",
+    type=click.Choice([s.value for s in Severity], case_sensitive=False),
+    help="Only findings of at least this severity.",
+)
+@click.option("--host", help="Only findings on this address or hostname.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Only findings on this port.")
+@click.option("--rule", "rule_id", help="Only findings of this rule id.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in FindingStatus] + ["all"], case_sensitive=False),
+    help="Only findings in this status (repeatable; default: open and reopened; 'all').",
+)
+@click.option(
+    "--scan", "scan_id", type=click.IntRange(min=1), help="Only findings observed in this scan."
+)
+@json_option
+@click.pass_context
+def findings_cmd(
+    ctx: click.Context,
+    db_path: Path | None,
+    severity: str | None,
+    host: str | None,
+    port: int | None,
+    rule_id: str | None,
+    statuses: tuple[str, ...],
+    scan_id: int | None,
+    as_json: bool,
+) -> None:
+    """List stored findings, most severe first; subcommands show one or judge it."""
+    if ctx.invoked_subcommand is not None:
+        given = [
+            flag
+            for name, flag in _LISTING_OPTIONS.items()
+            if ctx.params.get(name) not in (None, (), False)
+        ]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)}: listing options; give them to `posture findings` "
+                f"alone, not with `{ctx.invoked_subcommand}`"
+            )
+        return
+    wanted: list[FindingStatus] | None
+    if "all" in statuses:
+        wanted = None
+    else:
+        wanted = [FindingStatus(s) for s in statuses] if statuses else list(DEFAULT_STATUSES)
+    with _open_store(ctx, db_path) as store:
+        found = store.findings(
+            min_severity=Severity.parse(severity) if severity else None,
+            host=host,
+            port=port,
+            rule=rule_id,
+            statuses=wanted,
+            scan_id=scan_id,
+        )
+    if as_json:
+        _echo_json([finding_as_dict(f) for f in found])
+        return
+    if not found:
+        shown = "any status" if wanted is None else ", ".join(s.value for s in wanted)
+        click.echo(f"No findings match ({shown}).")
+        return
+    console = _console()
+    console.print(findings_table(found))
+    console.print(Text(f"{len(found)} finding(s)"))
+
+
+def _event_table(events: Iterable[FindingEvent]) -> Table:
+    table = Table(title="History", title_justify="left", header_style="bold")
+    for name in ("At", "Change", "Scan", "By", "Note"):
+        table.add_column(name, overflow="fold", no_wrap=name in _NO_WRAP)
+    for e in events:
+        change = f"{e.from_status.value} → " if e.from_status else "new → "
+        table.add_row(
+            Text(e.at),
+            Text(change + e.to_status.value),
+            Text("" if e.scan_id is None else str(e.scan_id)),
+            _safe(e.actor or ""),
+            _safe(e.note or "", 400),
+        )
+    return table
+
+
+@findings_cmd.command("show")
+@click.argument("fingerprint")
+@db_option
+@json_option
+@click.pass_context
+def show_cmd(ctx: click.Context, fingerprint: str, db_path: Path | None, as_json: bool) -> None:
+    """Show one finding (fingerprint or a unique prefix of 8+ digits) with its history."""
+    with _open_store(ctx, db_path) as store:
+        finding = store.get_finding(fingerprint)
+        events = store.events(finding.fingerprint)
+    if as_json:
+        _echo_json({**finding_as_dict(finding), "events": [event_as_dict(e) for e in events]})
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    rows: list[tuple[str, object]] = [
+        ("Fingerprint", finding.fingerprint),
+        ("Title", finding.title),
+        ("Rule", finding.rule_id),
+        ("Severity", finding.severity.value),
+        ("Confidence", finding.confidence.value),
+        ("Status", finding.status.value),
+        ("Host", finding.host),
+        ("Hostname", finding.hostname),
+        ("Port", _where(finding)),
+        ("Discriminator", finding.discriminator),
+        ("CVEs", ", ".join(finding.cves)),
+        ("Controls", ", ".join(finding.controls)),
+        ("First seen", finding.first_seen),
+        ("Last seen", f"{finding.last_seen} (scan {finding.last_scan_id})"),
+        ("Fixed at", finding.fixed_at),
+        ("Status note", finding.status_note),
+        ("Accepted until", finding.accept_expires),
+    ]
+    for label, value in rows:
+        if value:
+            grid.add_row(Text(label), _safe(value, 400))
+    for key, value in sorted(finding.evidence.items()):
+        shown = value if isinstance(value, str) else json.dumps(value, default=str)
+        grid.add_row(_safe(f"evidence.{key}", 80), _safe(shown, 400))
+    console = _console()
+    console.print(grid)
+    console.print(_event_table(events))
+
+
+def _current_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return None
+
+
+@findings_cmd.command("set-status")
+@click.argument("fingerprint")
+@click.option(
+    "--status",
+    "status",
+    required=True,
+    type=click.Choice(["risk_accepted", "false_positive", "open"], case_sensitive=False),
+    help="The verdict; scans never undo risk_accepted or false_positive.",
+)
+@click.option("--reason", required=True, help="Why (kept with the finding and its history).")
+@click.option(
+    "--expires",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="YYYY-MM-DD: the risk acceptance ends on this day (risk_accepted only).",
+)
+@db_option
+@click.pass_context
+def set_status_cmd(
+    ctx: click.Context,
+    fingerprint: str,
+    status: str,
+    reason: str,
+    expires: datetime | None,
+    db_path: Path | None,
+) -> None:
+    """Accept a finding's risk, mark it a false positive, or open it again."""
+    with _open_store(ctx, db_path) as store:
+        finding = store.set_status(
+            fingerprint,
+            FindingStatus(status.lower()),
+            reason,
+            expires=expires.date() if expires else None,
+            actor=_current_user(),
+        )
+    until = f" until {finding.accept_expires}" if finding.accept_expires else ""
+    line = (
+        f"{finding.fingerprint[:FINGERPRINT_SHOWN]} is now {finding.status.value}{until}: "
+        f"{finding.rule_id} on {finding.host} {_where(finding)} ({finding.status_note})"
+    )
+    click.echo(for_terminal(line, 1000))
+
+
+def _scans_table(scans: Iterable[ScanRecord]) -> Table:
+    table = Table(header_style="bold")
+    for name in ("Id", "Started", "Finished", "Status", "Hosts", "Targets"):
+        table.add_column(name, overflow="fold", no_wrap=name in _NO_WRAP)
+    for s in scans:
+        table.add_row(
+            Text(str(s.id)),
+            Text(s.started),
+            Text(s.finished or "-"),
+            Text(s.status.value),
+            Text(f"{s.hosts_done}/{s.hosts_total}"),
+            _safe(" ".join(s.targets)),
+        )
+    return table
+
+
+@click.command("scans")
+@db_option
+@json_option
+@click.pass_context
+def scans_cmd(ctx: click.Context, db_path: Path | None, as_json: bool) -> None:
+    """List the scans in the database, oldest first."""
+    with _open_store(ctx, db_path) as store:
+        scans = store.list_scans()
+    if as_json:
+        _echo_json([scan_as_dict(s) for s in scans])
+        return
+    if not scans:
+        click.echo("No scans yet.")
+        return
+    _console().print(_scans_table(scans))
+
+
+COMMANDS: list[click.Command] = [findings_cmd, scans_cmd]

@@ -1,7 +1,220 @@
-"""`posture scan` commands."""
+"""`posture scan`: validate everything (targets, scope, packs, nmap) before a packet, then scan."""
 
 from __future__ import annotations
 
-import click
+import json
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from scanner.cli.common import config, db_option, json_option, resolve_db
+from scanner.cli.findings import findings_table
+from scanner.errors import EXIT_FINDINGS, ConfigError
+from scanner.model import FindingStatus, Severity
+from scanner.probes.portscan import find_nmap
+from scanner.rules import default_pack_paths, load_packs
+from scanner.scan import ScanObserver, ScanOptions, resume_targets, run_scan, start_scan
+from scanner.store.db import Store
+from scanner.store.export import finding_as_dict
+from scanner.targets import Scope, check_scope, parse_targets
+
+SEVERITIES = [s.value for s in Severity]
+
+
+class _ProgressBar(ScanObserver):
+    """Hosts done / total and findings so far, on stderr, only on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]scan {task.fields[scan_id]}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} hosts"),
+            TextColumn("{task.fields[findings]} findings"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+
+    def started(self, scan_id: int, total: int, done: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "scan", total=total, completed=done, scan_id=scan_id, findings=0
+        )
+
+    def advanced(self, hosts_done: float, findings: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=hosts_done, findings=findings)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM behaves like Ctrl-C: nmap is stopped and the scan marked interrupted (resumable).
+    raise KeyboardInterrupt
+
+
+@click.command("scan")
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--scope",
+    "scope_specs",
+    multiple=True,
+    help="Allowed CIDRs/ranges or @file (repeatable); default: 'scope' in posture.toml.",
+)
+@click.option("--exclude", "excludes", multiple=True, help="Targets to leave out (repeatable).")
+@click.option(
+    "--ports",
+    default=None,
+    help="top100, top1000, all, or a list like 22,80,8000-8100 or T:22,U:69 [default: top1000].",
+)
+@click.option("--concurrency", type=int, default=None, help="nmap processes at once [4].")
+@click.option("--chunk-size", type=int, default=None, help="Hosts per nmap process [16].")
+@click.option("--timeout", "host_timeout", default=None, help="Per-host timeout, e.g. 90s, 5m.")
+@click.option("--no-ping", is_flag=True, help="Skip host discovery (nmap -Pn).")
+@click.option(
+    "--rules",
+    "rule_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Extra rule pack file or folder (repeatable).",
+)
+@click.option("--resume", "resume_id", type=int, default=None, help="Finish scan ID.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    default=None,
+    help="Exit 1 when an open finding of this severity or worse is in the scan.",
+)
+@db_option
+@json_option
+@click.pass_context
+def scan_command(
+    ctx: click.Context,
+    targets: tuple[str, ...],
+    scope_specs: tuple[str, ...],
+    excludes: tuple[str, ...],
+    ports: str | None,
+    concurrency: int | None,
+    chunk_size: int | None,
+    host_timeout: str | None,
+    no_ping: bool,
+    rule_paths: tuple[Path, ...],
+    resume_id: int | None,
+    fail_on: str | None,
+    db_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Scan TARGETS (addresses, CIDRs, ranges, names, @file) for exposed, insecure services.
+
+    Exit codes: 0 done, 1 an open finding at or above --fail-on, 2 usage or configuration
+    error (nothing was sent), 3 the scan failed.
+    """
+    cfg = config(ctx)
+    ruleset = load_packs([*default_pack_paths(), *cfg.packs, *rule_paths])
+    find_nmap()
+    db = resolve_db(ctx, db_path)
+
+    if resume_id is not None:
+        if targets:
+            raise ConfigError("--resume takes no targets: it scans what scan ID has left")
+        store = Store(db)
+        scan = store.get_scan(resume_id)
+        target_set, options = resume_targets(scan)
+        scope = Scope.parse(scan.scope) if scan.scope else None
+        check_scope(target_set, scope)
+        scan_id = resume_id
+    else:
+        if not targets:
+            raise click.UsageError("give at least one target (or --resume SCAN_ID)")
+        defaults = cfg.scan
+        options = ScanOptions(
+            ports=ports or defaults.ports,
+            host_timeout=host_timeout or defaults.timeout,
+            concurrency=concurrency or defaults.concurrency,
+            chunk_size=chunk_size or defaults.chunk_size,
+            no_ping=no_ping,
+        )
+        all_excludes = (*cfg.exclude, *excludes)
+        target_set = parse_targets(targets, all_excludes)
+        scope_list = scope_specs or cfg.scope
+        scope = Scope.parse(scope_list) if scope_list else None
+        check_scope(target_set, scope)
+        if len(target_set) == 0:
+            raise ConfigError("no targets left after exclusions")
+        store = Store(db)
+        scan_id = start_scan(
+            store,
+            target_set,
+            scope=tuple(scope_list),
+            excludes=tuple(all_excludes),
+            ruleset=ruleset,
+            options=options,
+        )
+
+    err = Console(stderr=True)
+    bar = _ProgressBar(err) if (err.is_terminal and not as_json) else None
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        outcome = run_scan(store, scan_id, target_set, ruleset, options, bar)
+    except KeyboardInterrupt:
+        click.echo(
+            f"posture: scan {scan_id} interrupted; finished hosts are stored. "
+            f"Resume with: posture scan --resume {scan_id} --db {db}",
+            err=True,
+        )
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if bar is not None:
+            bar.stop()
+
+    found = store.findings(scan_id=scan_id, statuses=list(FindingStatus))
+    if as_json:
+        doc = {
+            "scan_id": scan_id,
+            "status": outcome.scan.status.value,
+            "hosts": {"total": outcome.scan.hosts_total, **outcome.hosts_by_state},
+            "findings_new": outcome.new,
+            "findings_reopened": outcome.reopened,
+            "findings_fixed": outcome.fixed,
+            "findings": [finding_as_dict(f) for f in found],
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        out = Console()
+        if found:
+            out.print(findings_table(found, title=f"Findings of scan {scan_id}"))
+        states = ", ".join(f"{n} {s}" for s, n in sorted(outcome.hosts_by_state.items()))
+        out.print(
+            f"scan {scan_id} {outcome.scan.status.value}: {outcome.scan.hosts_total} hosts "
+            f"({states or 'none scanned'}); {len(found)} findings: {outcome.new} new, "
+            f"{outcome.reopened} reopened, {outcome.fixed} fixed",
+            markup=False,
+            highlight=False,
+        )
+    store.close()
+    if fail_on is not None and store_has_active(db, scan_id, Severity(fail_on)):
+        sys.exit(EXIT_FINDINGS)
+
+
+def store_has_active(db: Path, scan_id: int, severity: Severity) -> bool:
+    with Store(db) as store:
+        return store.has_active_at_least(scan_id, severity)
+
+
+COMMANDS: list[click.Command] = [scan_command]

@@ -1,0 +1,159 @@
+"""Conversions between the store's table rows and the model's dataclasses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scanner.model import (
+    Confidence,
+    Finding,
+    FindingStatus,
+    ScanRecord,
+    ScanStatus,
+    Service,
+    Severity,
+    StoredFinding,
+)
+
+
+@dataclass(frozen=True)
+class FindingEvent:
+    """One status change of a finding: by a scan (scan_id set) or by a person."""
+
+    id: int
+    fingerprint: str
+    at: str  # ISO 8601 UTC
+    from_status: FindingStatus | None  # None: the finding was created
+    to_status: FindingStatus
+    scan_id: int | None = None
+    note: str | None = None
+    actor: str | None = None
+
+
+def to_json(value: Any) -> str:
+    """Stable JSON for a column; values JSON cannot hold (bytes, sets, ...) are kept as text."""
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _json_tuple(text: str | None) -> tuple[Any, ...]:
+    return tuple(json.loads(text)) if text else ()
+
+
+def _json_dict(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {}
+
+
+def finding_row(finding: Finding) -> dict[str, Any]:
+    """The columns of a finding that every sighting refreshes (the fingerprint never changes)."""
+    return {
+        "fingerprint": finding.fingerprint,
+        "rule_id": finding.rule_id,
+        "severity": finding.severity.value,
+        "confidence": finding.confidence.value,
+        "title": finding.title,
+        "host": finding.host,
+        "hostname": finding.hostname,
+        "port": finding.port,
+        "proto": finding.proto,
+        "discriminator": finding.discriminator,
+        "evidence": to_json(dict(finding.evidence)),
+        "cves": to_json(list(finding.cves)),
+        "controls": to_json(list(finding.controls)),
+    }
+
+
+def service_row(scan_id: int, address: str, service: Service) -> dict[str, Any]:
+    return {
+        "scan_id": scan_id,
+        "address": address,
+        "port": service.port,
+        "proto": service.proto,
+        "state": service.state,
+        "name": service.name,
+        "product": service.product,
+        "version": service.version,
+        "extrainfo": service.extrainfo,
+        "tunnel": service.tunnel,
+        "method": service.method,
+        "conf": service.conf,
+        "cpe": to_json(list(service.cpe)),
+        "banner": service.banner,
+        "checks": to_json({k: dict(v) for k, v in service.checks.items()}),
+    }
+
+
+def service_from_row(row: Mapping[str, Any]) -> Service:
+    return Service(
+        port=row["port"],
+        proto=row["proto"],
+        state=row["state"],
+        name=row["name"],
+        product=row["product"],
+        version=row["version"],
+        extrainfo=row["extrainfo"],
+        tunnel=row["tunnel"],
+        method=row["method"],
+        conf=row["conf"],
+        cpe=_json_tuple(row["cpe"]),
+        banner=row["banner"],
+        checks=_json_dict(row["checks"]),
+    )
+
+
+def stored_finding_from_row(row: Mapping[str, Any]) -> StoredFinding:
+    return StoredFinding(
+        fingerprint=row["fingerprint"],
+        rule_id=row["rule_id"],
+        severity=Severity(row["severity"]),
+        confidence=Confidence(row["confidence"]),
+        title=row["title"],
+        host=row["host"],
+        port=row["port"],
+        proto=row["proto"],
+        status=FindingStatus(row["status"]),
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        last_scan_id=row["last_scan_id"],
+        hostname=row["hostname"],
+        discriminator=row["discriminator"],
+        evidence=_json_dict(row["evidence"]),
+        cves=_json_tuple(row["cves"]),
+        controls=_json_tuple(row["controls"]),
+        status_note=row["status_note"],
+        accept_expires=row["accept_expires"],
+        fixed_at=row["fixed_at"],
+    )
+
+
+def scan_from_row(row: Mapping[str, Any]) -> ScanRecord:
+    return ScanRecord(
+        id=row["id"],
+        started=row["started"],
+        status=ScanStatus(row["status"]),
+        targets=_json_tuple(row["targets"]),
+        scope=_json_tuple(row["scope"]),
+        excludes=_json_tuple(row["excludes"]),
+        packs=_json_tuple(row["packs"]),
+        options=_json_dict(row["options"]),
+        finished=row["finished"],
+        hosts_total=row["hosts_total"],
+        hosts_done=row["hosts_done"],
+        error=row["error"],
+    )
+
+
+def event_from_row(row: Mapping[str, Any]) -> FindingEvent:
+    return FindingEvent(
+        id=row["id"],
+        fingerprint=row["fingerprint"],
+        at=row["at"],
+        from_status=FindingStatus(row["from_status"]) if row["from_status"] else None,
+        to_status=FindingStatus(row["to_status"]),
+        scan_id=row["scan_id"],
+        note=row["note"],
+        actor=row["actor"],
+    )
