@@ -20,7 +20,9 @@ class _PostureGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PostureError as exc:
-            click.echo(f"posture: error: {for_terminal(exc, 4000)}", err=True)
+            # One escaped line per line of the message (pack and scope errors list several).
+            lines = [for_terminal(line, 4000) for line in str(exc).splitlines()[:200]]
+            click.echo("posture: error: " + "\n".join(lines), err=True)
             ctx.exit(exc.exit_code)
 
 

@@ -1,0 +1,170 @@
+"""The facts rules match on: one registry of fact names and types, and the flat fact documents
+built from `Host`/`Service` (dotted fact name → value; a missing fact is an absent key).
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scanner.model import Host, Service
+
+
+class FactKind(enum.Enum):
+    STR = "a string"
+    INT = "an integer"
+    BOOL = "a boolean (true/false)"
+    STR_LIST = "a list of strings"
+
+
+class FactScope(enum.Enum):
+    HOST = "host"  # known for every host; visible to host and service rules
+    SERVICE = "service"  # from the port scan / service fingerprint
+    CHECK = "check"  # from an active check that talked to the service (Service.checks)
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    kind: FactKind
+    scope: FactScope
+    doc: str
+    choices: tuple[str, ...] = ()  # allowed values of a string fact; empty = any
+    always: bool = False  # present in every document of its scope (never missing)
+
+
+_S, _I, _B, _L = FactKind.STR, FactKind.INT, FactKind.BOOL, FactKind.STR_LIST
+_HOST, _SVC, _CHK = FactScope.HOST, FactScope.SERVICE, FactScope.CHECK
+
+# The one table of fact names. A new probe or check adds its rows here; `when`, `evidence`,
+# `discriminator` and example documents are all checked against it.
+_TABLE: tuple[FactSpec, ...] = (
+    FactSpec("host.address", _S, _HOST, "IP address of the host", always=True),
+    FactSpec("host.hostname", _S, _HOST, "hostname (reverse DNS or as given)"),
+    FactSpec(
+        "host.state", _S, _HOST, "scan state", ("up", "down", "timeout", "error"), always=True
+    ),
+    FactSpec("port", _I, _SVC, "port number", always=True),
+    FactSpec("proto", _S, _SVC, "transport protocol", ("tcp", "udp"), always=True),
+    FactSpec(
+        "state",
+        _S,
+        _SVC,
+        "nmap port state",
+        ("open", "filtered", "open|filtered", "closed", "unfiltered", "closed|filtered"),
+        always=True,
+    ),
+    FactSpec("service.name", _S, _SVC, "nmap service name (ftp, redis, ms-wbt-server, ...)"),
+    FactSpec("service.product", _S, _SVC, "product from the fingerprint"),
+    FactSpec("service.version", _S, _SVC, "version from the fingerprint"),
+    FactSpec("service.extrainfo", _S, _SVC, "extra fingerprint information"),
+    FactSpec("service.tunnel", _S, _SVC, "TLS in front of the service", ("ssl",)),
+    FactSpec("service.method", _S, _SVC, "how nmap named it", ("probed", "table")),
+    FactSpec("service.conf", _I, _SVC, "nmap's confidence 0-10"),
+    FactSpec("service.cpe", _L, _SVC, "CPE names from the fingerprint"),
+    FactSpec("service.banner", _S, _SVC, "raw banner text"),
+    FactSpec("redis.unauthenticated", _B, _CHK, "Redis answered INFO without AUTH"),
+    FactSpec("redis.version", _S, _CHK, "redis_version from INFO"),
+    FactSpec("redis.protected_mode", _B, _CHK, "protected-mode setting"),
+    FactSpec("ftp.anonymous", _B, _CHK, "anonymous FTP login accepted"),
+    FactSpec("ftp.banner", _S, _CHK, "FTP greeting"),
+    FactSpec("memcached.unauthenticated", _B, _CHK, "memcached answered without SASL"),
+    FactSpec("memcached.version", _S, _CHK, "memcached version"),
+    FactSpec("docker.unauthenticated", _B, _CHK, "Docker Engine API answered without TLS auth"),
+    FactSpec("docker.version", _S, _CHK, "Docker Engine version"),
+    FactSpec("docker.api_version", _S, _CHK, "Docker Engine API version"),
+    FactSpec("elasticsearch.unauthenticated", _B, _CHK, "Elasticsearch answered without auth"),
+    FactSpec("elasticsearch.version", _S, _CHK, "Elasticsearch version number"),
+    FactSpec("elasticsearch.cluster_name", _S, _CHK, "Elasticsearch cluster name"),
+    FactSpec("etcd.unauthenticated", _B, _CHK, "etcd answered without client auth"),
+    FactSpec("etcd.version", _S, _CHK, "etcd server version"),
+)
+
+FACTS: Mapping[str, FactSpec] = {spec.name: spec for spec in _TABLE}
+
+SUBJECTS = ("service", "host")
+
+
+def visible_facts(subject: str) -> Mapping[str, FactSpec]:
+    """The facts a rule of this subject can name: host rules see only host facts."""
+    if subject == "host":
+        return {name: spec for name, spec in FACTS.items() if spec.scope is FactScope.HOST}
+    return FACTS
+
+
+def unknown_fact_message(name: str, subject: str) -> str:
+    """Why `name` cannot be used by a rule of `subject`, with the likely intended name."""
+    if subject == "host" and name in FACTS:
+        return f"fact '{name}' is not available to host rules (only host.* facts are)"
+    close = difflib.get_close_matches(name, list(visible_facts(subject)), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown fact '{name}'{hint}"
+
+
+def is_check_fact(name: str) -> bool:
+    spec = FACTS.get(name)
+    return spec is not None and spec.scope is FactScope.CHECK
+
+
+def value_problem(spec: FactSpec, value: Any) -> str | None:
+    """Why `value` is not a valid value of the fact, or None when it is."""
+    kind = spec.kind
+    if kind is FactKind.BOOL:
+        ok = isinstance(value, bool)
+    elif kind is FactKind.INT:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is FactKind.STR:
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        return f"'{spec.name}' must be {kind.value}, not {describe(value)}"
+    if spec.choices and value not in spec.choices:
+        expected = ", ".join(spec.choices)
+        return f"'{spec.name}' cannot be {value!r} (expected one of: {expected})"
+    return None
+
+
+def describe(value: Any) -> str:
+    """A value's type as a pack author would name it."""
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def host_facts(host: Host) -> dict[str, Any]:
+    facts: dict[str, Any] = {"host.address": host.address, "host.state": host.state.value}
+    if host.hostname is not None:
+        facts["host.hostname"] = host.hostname
+    return facts
+
+
+def service_facts(host: Host, service: Service) -> dict[str, Any]:
+    """The host's facts plus the service's and its active checks' (`<check>.<fact>`)."""
+    facts = host_facts(host)
+    facts.update(port=service.port, proto=service.proto, state=service.state)
+    optional: dict[str, Any] = {
+        "service.name": service.name,
+        "service.product": service.product,
+        "service.version": service.version,
+        "service.extrainfo": service.extrainfo,
+        "service.tunnel": service.tunnel,
+        "service.method": service.method,
+        "service.conf": service.conf,
+        "service.banner": service.banner,
+        "service.cpe": list(service.cpe) if service.cpe else None,
+    }
+    facts.update((name, value) for name, value in optional.items() if value is not None)
+    for check, values in service.checks.items():
+        for name, value in values.items():
+            if value is not None:
+                facts[f"{check}.{name}"] = value
+    return facts

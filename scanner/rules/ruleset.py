@@ -1,0 +1,69 @@
+"""Loaded rule packs as frozen values: `Rule`, `Pack`, and the `RuleSet` the scan runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scanner.model import Confidence, Severity
+from scanner.rules.matcher import Matcher
+
+
+@dataclass(frozen=True)
+class Example:
+    """A fact document a rule must (or must not) match, and where it is written."""
+
+    facts: Mapping[str, Any] = field(hash=False)
+    source: str  # "path:line"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    severity: Severity
+    description: str | None
+    subject: str  # "service" | "host"
+    when: Matcher = field(hash=False, compare=False)
+    confidence: Confidence | None
+    evidence: tuple[str, ...]
+    remediation: str
+    references: tuple[str, ...]
+    controls: tuple[str, ...]
+    cves: tuple[str, ...]
+    pack: str
+    source: str  # "path:line" of the rule
+    discriminator: str | None = None  # fact whose value tells findings of one port apart
+    match_examples: tuple[Example, ...] = ()
+    no_match_examples: tuple[Example, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    version: str
+    path: Path
+    rules: tuple[Rule, ...]
+    description: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class RuleSet:
+    """Every loaded pack; rule ids are unique across them (the loader guarantees it)."""
+
+    def __init__(self, packs: Iterable[Pack]) -> None:
+        self.packs: tuple[Pack, ...] = tuple(packs)
+        self.rules: tuple[Rule, ...] = tuple(rule for pack in self.packs for rule in pack.rules)
+        self._by_id = {rule.id: rule for rule in self.rules}
+
+    def get(self, rule_id: str) -> Rule | None:
+        return self._by_id.get(rule_id)
+
+    def pack_labels(self) -> tuple[str, ...]:
+        """Each pack as "name@version", the way a scan records them."""
+        return tuple(pack.label for pack in self.packs)
