@@ -1,0 +1,290 @@
+"""The report as formats see it: every string from the store or a rule pack cleaned exactly once.
+
+Formats render these views, never raw `StoredFinding`s (JSON passes the store's export dicts
+through `clean_json`), so no format can forget to escape control characters or bound a field;
+each format adds only its own escaping on top.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from scanner.model import (
+    Confidence,
+    FindingStatus,
+    Host,
+    HostState,
+    ScanRecord,
+    Severity,
+    StoredFinding,
+)
+from scanner.report.escape import (
+    MAX_LIST,
+    clean,
+    clean_json,
+    clean_list,
+    clean_optional,
+    evidence_lines,
+)
+from scanner.report.interface import SEVERITY_ORDER, ReportData, RuleInfo
+
+RULE_TEXT_LIMIT = 4000  # rule descriptions and remediations are longer than target fields
+
+
+@dataclass(frozen=True)
+class RuleView:
+    id: str
+    title: str
+    severity: Severity
+    description: str | None
+    remediation: str | None  # None: the rule is not in the loaded packs
+    references: tuple[str, ...]
+    controls: tuple[str, ...]
+    pack: str | None
+    known: bool  # found in the loaded rule packs
+
+
+@dataclass(frozen=True)
+class FindingView:
+    fingerprint: str
+    rule: RuleView
+    title: str
+    severity: Severity
+    confidence: Confidence
+    status: FindingStatus
+    host: str
+    hostname: str | None
+    port: int | None
+    proto: str | None
+    discriminator: str
+    evidence: Mapping[str, Any]  # clean JSON-like values
+    evidence_lines: tuple[str, ...]
+    cves: tuple[str, ...]
+    controls: tuple[str, ...]
+    first_seen: str
+    last_seen: str
+    last_scan_id: int
+    status_note: str | None
+    accept_expires: str | None
+    fixed_at: str | None
+    new: bool | None  # first observed in the reported scan; None: unknown
+
+    @property
+    def location(self) -> str:
+        """host:port/proto, or the host alone for host-level findings."""
+        if self.port is None:
+            return self.host
+        return f"{self.host}:{self.port}/{self.proto or 'tcp'}"
+
+
+@dataclass(frozen=True)
+class ScanView:
+    id: int
+    started: str
+    finished: str | None
+    status: str
+    targets: tuple[str, ...]
+    scope: tuple[str, ...]
+    excludes: tuple[str, ...]
+    packs: tuple[str, ...]
+    options: Mapping[str, Any]  # clean JSON-like values
+    hosts_total: int
+    hosts_done: int
+    error: str | None
+
+    @property
+    def option_lines(self) -> tuple[str, ...]:
+        return evidence_lines(self.options)
+
+
+@dataclass(frozen=True)
+class HostView:
+    """A host the scan stored but did not cover (timed out or failed), and why."""
+
+    address: str
+    hostname: str | None
+    state: HostState
+    reason: str | None
+
+    @property
+    def description(self) -> str:
+        """Address (hostname): state, reason."""
+        text = f"{self.address} ({self.hostname})" if self.hostname else self.address
+        text += f": {self.state.value}"
+        return f"{text}, {self.reason}" if self.reason else text
+
+
+@dataclass(frozen=True)
+class SeverityGroup:
+    severity: Severity
+    findings: tuple[FindingView, ...]
+
+
+@dataclass(frozen=True)
+class ReportView:
+    generated_at: str
+    tool_version: str
+    scan: ScanView | None
+    scans: tuple[ScanView, ...]
+    findings: tuple[FindingView, ...]  # highest severity first, then host, port, rule
+    rules: tuple[RuleView, ...]  # the rules of `findings`, in order of first use
+    severity_counts: dict[Severity, int]
+    status_counts: dict[FindingStatus, int]
+    host_states: dict[HostState, int]  # hosts of `scan` per state; empty when not known
+    uncovered_hosts: tuple[HostView, ...]  # timed out or failed, at most MAX_LIST of them
+
+    @property
+    def groups(self) -> tuple[SeverityGroup, ...]:
+        """Findings grouped by severity, highest first, empty groups left out."""
+        return tuple(
+            SeverityGroup(s, group)
+            for s in SEVERITY_ORDER
+            if (group := tuple(f for f in self.findings if f.severity is s))
+        )
+
+
+def build_view(data: ReportData) -> ReportView:
+    rules: dict[str, RuleView] = {}
+    findings = []
+    for finding in ordered(data.findings):
+        rule = rules.get(finding.rule_id)
+        if rule is None:
+            rule = rules[finding.rule_id] = _rule_view(finding, data.rules.get(finding.rule_id))
+        findings.append(_finding_view(finding, rule, data.is_new(finding)))
+    return ReportView(
+        generated_at=clean(data.generated_at),
+        tool_version=clean(data.tool_version),
+        scan=_scan_view(data.scan) if data.scan else None,
+        scans=tuple(_scan_view(s) for s in data.scans),
+        findings=tuple(findings),
+        rules=tuple(rules.values()),
+        severity_counts=data.severity_counts,
+        status_counts=data.status_counts,
+        host_states=_host_states(data.scan_hosts),
+        uncovered_hosts=tuple(_host_view(h) for h in data.scan_hosts if h.state in _UNCOVERED)[
+            :MAX_LIST
+        ],
+    )
+
+
+def display_time(iso: str | None) -> str:
+    """An ISO 8601 timestamp as "YYYY-MM-DD HH:MM UTC" for people; unparsable text shown clean."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return clean(iso)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _host_key(host: str) -> tuple[int, Any]:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return (2, host)
+    return (address.version, int(address))
+
+
+def ordered(findings: Iterable[StoredFinding]) -> list[StoredFinding]:
+    """Highest severity first, then by address (numerically), port and rule."""
+    return sorted(
+        findings,
+        key=lambda f: (-f.severity.rank, _host_key(f.host), f.port or 0, f.rule_id, f.fingerprint),
+    )
+
+
+def _rule_view(finding: StoredFinding, rule: RuleInfo | None) -> RuleView:
+    if rule is None:
+        return RuleView(
+            id=clean(finding.rule_id),
+            title=clean(finding.title),
+            severity=finding.severity,
+            description=None,
+            remediation=None,
+            references=(),
+            controls=clean_list(finding.controls),
+            pack=None,
+            known=False,
+        )
+    return RuleView(
+        id=clean(rule.id),
+        title=clean(rule.title),
+        severity=rule.severity,
+        description=clean_optional(rule.description, RULE_TEXT_LIMIT),
+        remediation=clean(rule.remediation, RULE_TEXT_LIMIT),
+        references=clean_list(rule.references),
+        controls=clean_list(rule.controls),
+        pack=clean(rule.pack),
+        known=True,
+    )
+
+
+def _finding_view(finding: StoredFinding, rule: RuleView, new: bool | None) -> FindingView:
+    evidence = clean_json(dict(finding.evidence))
+    return FindingView(
+        fingerprint=clean(finding.fingerprint),
+        rule=rule,
+        title=clean(finding.title),
+        severity=finding.severity,
+        confidence=finding.confidence,
+        status=finding.status,
+        host=clean(finding.host),
+        hostname=clean_optional(finding.hostname),
+        port=finding.port,
+        proto=clean_optional(finding.proto, 16),
+        discriminator=clean(finding.discriminator),
+        evidence=evidence,
+        evidence_lines=evidence_lines(evidence),
+        cves=clean_list(finding.cves),
+        # a finding carries the controls its rule had when it matched; fall back to the rule's
+        controls=clean_list(finding.controls) or rule.controls,
+        first_seen=clean(finding.first_seen),
+        last_seen=clean(finding.last_seen),
+        last_scan_id=finding.last_scan_id,
+        status_note=clean_optional(finding.status_note),
+        accept_expires=clean_optional(finding.accept_expires),
+        fixed_at=clean_optional(finding.fixed_at),
+        new=new,
+    )
+
+
+_UNCOVERED = (HostState.TIMEOUT, HostState.ERROR)
+
+
+def _host_states(hosts: tuple[Host, ...]) -> dict[HostState, int]:
+    if not hosts:
+        return {}
+    return {state: sum(1 for h in hosts if h.state is state) for state in HostState}
+
+
+def _host_view(host: Host) -> HostView:
+    return HostView(
+        address=clean(host.address),
+        hostname=clean_optional(host.hostname),
+        state=host.state,
+        reason=clean_optional(host.reason),
+    )
+
+
+def _scan_view(scan: ScanRecord) -> ScanView:
+    return ScanView(
+        id=scan.id,
+        started=clean(scan.started),
+        finished=clean_optional(scan.finished),
+        status=scan.status.value,
+        targets=clean_list(scan.targets),
+        scope=clean_list(scan.scope),
+        excludes=clean_list(scan.excludes),
+        packs=clean_list(scan.packs),
+        options=clean_json(dict(scan.options)),
+        hosts_total=scan.hosts_total,
+        hosts_done=scan.hosts_done,
+        error=clean_optional(scan.error, 2000),
+    )
