@@ -1,0 +1,5 @@
+"""`python -m scanner` is `posture`."""
+
+from scanner.cli import main
+
+main()

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the system tools posture needs (and its demo/tests use) when they are missing.
+# Debian/Ubuntu as root: apt-get. Anywhere else: says exactly what to install, and fails.
+set -euo pipefail
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+py_ok=0
+if have python3 && python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  py_ok=1
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+else
+  need_pkgs+=(python3 python3-venv)
+fi
+have nmap || need_pkgs+=(nmap)
+# Used by the demo lab and the tests (real services started on loopback addresses).
+have redis-server || need_pkgs+=(redis-server)
+have memcached || need_pkgs+=(memcached)
+have ip || need_pkgs+=(iproute2)
+
+if [ ${#need_pkgs[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "posture: missing system packages: ${need_pkgs[*]}" >&2
+if ! have apt-get; then
+  echo "posture: no apt-get here: install ${need_pkgs[*]} with your package manager (Python >= 3.11), then run make again." >&2
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "posture: not root: run 'sudo apt-get update && sudo apt-get install -y ${need_pkgs[*]}', then run make again." >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"
+# Debian starts these daemons on install; posture's lab starts its own on chosen addresses.
+for svc in redis-server memcached; do
+  if printf '%s\n' "${need_pkgs[@]}" | grep -qx "$svc" && have systemctl; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
+if [ "$py_ok" -eq 0 ] && ! python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "posture: this system's python3 is older than 3.11: install Python 3.11+ and run make again." >&2
+  exit 1
+fi
