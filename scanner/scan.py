@@ -78,6 +78,17 @@ class ScanOutcome:
     fixed: int = 0
 
 
+def _single_family(chunks: Iterator[list[Target]]) -> Iterator[list[Target]]:
+    """Split the one chunk that may straddle IPv4 and IPv6: an nmap run scans one family."""
+    for chunk in chunks:
+        v4 = [t for t in chunk if ":" not in t.address]
+        if len(v4) in (0, len(chunk)):
+            yield chunk
+        else:
+            yield v4
+            yield [t for t in chunk if ":" in t.address]
+
+
 @dataclass(frozen=True)
 class _ChunkWork:
     hosts: list[Host]
@@ -166,7 +177,7 @@ def run_scan(
         partial = sum(size * frac[0] for size, frac in in_flight.values())
         observer.advanced(stored_hosts + partial, findings_so_far)
 
-    chunks: Iterator[list[Target]] = targets.chunks(options.chunk_size, skip=done)
+    chunks = _single_family(targets.chunks(options.chunk_size, skip=done))
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="posture-scan")
     try:
         exhausted = False

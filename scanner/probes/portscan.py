@@ -40,7 +40,28 @@ NMAP_INSTALL_HINT = (
 _TOP_PORTS = {"top100": "100", "top1000": "1000"}
 _TIME_SPEC = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_PROGRESS = re.compile(rb"About (\d{1,3}(?:\.\d+)?)% done")
+_PROGRESS = re.compile(rb"^(.*?) Timing: About (\d{1,3}(?:\.\d+)?)% done")
+# nmap restarts "About N% done" at each phase; each phase gets its share of the chunk's progress
+# so the bar moves forward only. Shares reflect where -sV scans spend their time.
+_PHASES: tuple[tuple[bytes, float, float], ...] = (
+    (b"Ping Scan", 0.0, 0.05),
+    (b"Service scan", 0.5, 1.0),
+    (b"Scan", 0.05, 0.5),  # SYN Stealth / Connect / UDP Scan: the port scan
+)
+
+
+def _overall_progress(line: bytes) -> float | None:
+    """A chunk's progress 0..1 from one `--stats-every` line, or None."""
+    match = _PROGRESS.search(line)
+    if match is None:
+        return None
+    phase, done = match.group(1), min(float(match.group(2)) / 100.0, 1.0)
+    for name, start, end in _PHASES:
+        if name in phase:
+            return start + (end - start) * done
+    return None
+
+
 _HOST_TIMEOUT_ARG = re.compile(r"--host-timeout[ =](\S+)")
 
 _MAX_STDOUT_LINE = 4096  # nmap's own lines are short; longer ones are split, never buffered whole
@@ -227,9 +248,10 @@ def scan_chunk(
 ) -> ChunkResult:
     """Run nmap -sV on `targets` and return one Host per target (none is ever dropped).
 
-    `progress` gets nmap's "About N% done" of its current phase as a fraction. Setting `cancel`
-    stops nmap (SIGTERM, then SIGKILL) and raises ScanFailedError; a KeyboardInterrupt stops
-    nmap the same way and propagates. A non-zero nmap exit raises ScanFailedError.
+    `progress` gets the chunk's progress 0..1, from nmap's per-phase "About N% done".
+    Setting `cancel` stops nmap (SIGTERM, then SIGKILL) and raises ScanFailedError; a
+    KeyboardInterrupt stops nmap the same way and propagates. A non-zero nmap exit raises
+    ScanFailedError.
     """
     if not targets:
         return ChunkResult((), {}, (), 0.0, "")
@@ -318,9 +340,9 @@ class _NmapRun:
             if not line:
                 break
             if progress is not None:
-                match = _PROGRESS.search(line)
-                if match is not None:
-                    progress(min(float(match.group(1)) / 100.0, 1.0))
+                value = _overall_progress(line)
+                if value is not None:
+                    progress(value)
             if self.cancel is not None and self.cancel.is_set():
                 self._terminate("cancel")
         self.proc.wait()

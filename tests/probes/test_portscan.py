@@ -442,3 +442,22 @@ def test_nmap_failure_reports_its_error() -> None:
 def test_empty_chunk_runs_nothing() -> None:
     result = scan_chunk([], parse_ports("22"))
     assert result.hosts == () and result.command == ()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"Ping Scan Timing: About 50.00% done; ETC: 10:00 (0:00:01 remaining)", 0.025),
+        (b"SYN Stealth Scan Timing: About 0.00% done", 0.05),
+        (b"Connect Scan Timing: About 100.00% done; ETC: 10:00", 0.5),
+        (b"UDP Scan Timing: About 20.00% done; ETC: 10:00", 0.14),
+        (b"Service scan Timing: About 50.00% done; ETC: 10:00", 0.75),
+        (b"Stats: 0:00:03 elapsed; 0 hosts completed (1 up), 1 undergoing Service Scan", None),
+        (b"Nmap scan report for 127.0.50.1", None),
+    ],
+)
+def test_progress_moves_forward_across_nmap_phases(line: bytes, expected: float | None) -> None:
+    from scanner.probes.portscan import _overall_progress
+
+    value = _overall_progress(line)
+    assert value == (pytest.approx(expected) if expected is not None else None)
