@@ -207,14 +207,10 @@ def scan_command(
             markup=False,
             highlight=False,
         )
+    gate = fail_on is not None and store.has_active_at_least(scan_id, Severity(fail_on))
     store.close()
-    if fail_on is not None and store_has_active(db, scan_id, Severity(fail_on)):
+    if gate:
         sys.exit(EXIT_FINDINGS)
-
-
-def store_has_active(db: Path, scan_id: int, severity: Severity) -> bool:
-    with Store(db) as store:
-        return store.has_active_at_least(scan_id, severity)
 
 
 COMMANDS: list[click.Command] = [scan_command]
