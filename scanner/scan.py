@@ -64,8 +64,9 @@ class ScanObserver:
     def started(self, scan_id: int, total: int, done: int) -> None:
         """The scan starts (or resumes with `done` hosts already stored)."""
 
-    def advanced(self, hosts_done: float, findings: int) -> None:
-        """Hosts finished so far (fractional while chunks are in flight), findings so far."""
+    def advanced(self, progress: float, hosts_stored: int, findings: int) -> None:
+        """Hosts' worth of work done (fractional while chunks are in flight), hosts stored,
+        findings so far."""
 
 
 @dataclass
@@ -175,7 +176,7 @@ def run_scan(
 
     def report_progress() -> None:
         partial = sum(size * frac[0] for size, frac in in_flight.values())
-        observer.advanced(stored_hosts + partial, findings_so_far)
+        observer.advanced(stored_hosts + partial, stored_hosts, findings_so_far)
 
     chunks = _single_family(targets.chunks(options.chunk_size, skip=done))
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="posture-scan")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 
 from scanner.config import Config
 
@@ -37,3 +38,15 @@ def config(ctx: click.Context) -> Config:
 
 def resolve_db(ctx: click.Context, db_path: Path | None) -> Path:
     return db_path if db_path is not None else config(ctx).db
+
+
+PIPED_WIDTH = 160  # piped or captured output: one line per row rather than 80 wrapped columns
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console that never interprets markup or emoji codes in what it prints (target
+    text is hostile even after escaping), wide enough for a table when output is piped."""
+    out = Console(stderr=stderr, highlight=False, emoji=False, markup=False)
+    if not out.is_terminal:
+        out.width = PIPED_WIDTH
+    return out

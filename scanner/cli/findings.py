@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scanner.cli.common import db_option, json_option, resolve_db
+from scanner.cli.common import console, db_option, json_option, resolve_db
 from scanner.model import FindingStatus, ScanRecord, Severity, StoredFinding
 from scanner.safetext import for_terminal
 from scanner.store import FindingEvent, Store
@@ -43,10 +42,6 @@ _LISTING_OPTIONS = {
     "scan_id": "--scan",
     "as_json": "--json",
 }
-
-
-def _console() -> Console:
-    return Console(highlight=False, emoji=False, markup=False)
 
 
 def _safe(value: object, limit: int = 200, style: str = "") -> Text:
@@ -155,9 +150,9 @@ def findings_cmd(
         shown = "any status" if wanted is None else ", ".join(s.value for s in wanted)
         click.echo(f"No findings match ({shown}).")
         return
-    console = _console()
-    console.print(findings_table(found))
-    console.print(Text(f"{len(found)} finding(s)"))
+    out = console()
+    out.print(findings_table(found))
+    out.print(Text(f"{len(found)} finding(s)"))
 
 
 def _event_table(events: Iterable[FindingEvent]) -> Table:
@@ -217,9 +212,9 @@ def show_cmd(ctx: click.Context, fingerprint: str, db_path: Path | None, as_json
     for key, value in sorted(finding.evidence.items()):
         shown = value if isinstance(value, str) else json.dumps(value, default=str)
         grid.add_row(_safe(f"evidence.{key}", 80), _safe(shown, 400))
-    console = _console()
-    console.print(grid)
-    console.print(_event_table(events))
+    out = console()
+    out.print(grid)
+    out.print(_event_table(events))
 
 
 def _current_user() -> str | None:
@@ -302,7 +297,7 @@ def scans_cmd(ctx: click.Context, db_path: Path | None, as_json: bool) -> None:
     if not scans:
         click.echo("No scans yet.")
         return
-    _console().print(_scans_table(scans))
+    console().print(_scans_table(scans))
 
 
 COMMANDS: list[click.Command] = [findings_cmd, scans_cmd]

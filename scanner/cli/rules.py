@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scanner.cli.common import config, json_option
+from scanner.cli.common import config, console, json_option
 from scanner.errors import EXIT_USAGE
 from scanner.rules import PackError, Rule, RuleSet, default_pack_paths, load_packs, run_examples
 from scanner.safetext import for_terminal
@@ -79,10 +78,7 @@ def list_rules(ctx: click.Context, rule_paths: tuple[Path, ...], as_json: bool) 
             Text(for_terminal(rule.title)),
             Text(labels[rule.pack]),
         )
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = 160  # piped or captured: one line per rule, whole titles
-    console.print(table)
+    console().print(table)
     click.echo(f"{len(ruleset.rules)} rules in {len(ruleset.packs)} packs")
 
 

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from scanner.cli.common import config, db_option, json_option, resolve_db
+from scanner.cli.common import config, console, db_option, json_option, resolve_db
 from scanner.cli.findings import findings_table
 from scanner.errors import EXIT_FINDINGS, ConfigError
 from scanner.model import FindingStatus, Severity
@@ -40,7 +40,7 @@ class _ProgressBar(ScanObserver):
         self.progress = Progress(
             TextColumn("[bold]scan {task.fields[scan_id]}"),
             BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f} hosts"),
+            TextColumn("{task.fields[stored]}/{task.total:.0f} hosts"),
             TextColumn("{task.fields[findings]} findings"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
@@ -52,12 +52,14 @@ class _ProgressBar(ScanObserver):
     def started(self, scan_id: int, total: int, done: int) -> None:
         self.progress.start()
         self.task = self.progress.add_task(
-            "scan", total=total, completed=done, scan_id=scan_id, findings=0
+            "scan", total=total, completed=done, scan_id=scan_id, findings=0, stored=done
         )
 
-    def advanced(self, hosts_done: float, findings: int) -> None:
+    def advanced(self, progress: float, hosts_stored: int, findings: int) -> None:
         if self.task is not None:
-            self.progress.update(self.task, completed=hosts_done, findings=findings)
+            self.progress.update(
+                self.task, completed=progress, stored=hosts_stored, findings=findings
+            )
 
     def stop(self) -> None:
         self.progress.stop()
@@ -166,7 +168,7 @@ def scan_command(
             options=options,
         )
 
-    err = Console(stderr=True)
+    err = console(stderr=True)
     bar = _ProgressBar(err) if (err.is_terminal and not as_json) else None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -196,7 +198,7 @@ def scan_command(
         }
         click.echo(json.dumps(doc, indent=2))
     else:
-        out = Console()
+        out = console()
         if found:
             out.print(findings_table(found, title=f"Findings of scan {scan_id}"))
         states = ", ".join(f"{n} {s}" for s, n in sorted(outcome.hosts_by_state.items()))

@@ -338,3 +338,78 @@ def test_hostile_ftp_banner_is_escaped_everywhere(tmp_path: Path) -> None:
     assert posture("report", "--format", "html", "--db", db, "-o", str(report)).returncode == 0
     html = report.read_text()
     assert "\x1b" not in html and "<script>x</script>" not in html
+
+
+def test_scope_from_posture_toml_is_enforced(
+    spy_nmap: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, marker = spy_nmap
+    config = tmp_path / "posture.toml"
+    config.write_text('db = "cfg.db"\nscope = ["127.0.65.0/28"]\n')
+    proc = posture("--config", str(config), "scan", "127.0.65.100", env=env)
+    assert proc.returncode == 2 and "127.0.65.100" in proc.stderr
+    assert not marker.exists() and not (tmp_path / "cfg.db").exists()
+
+
+def test_a_failing_nmap_fails_the_scan_with_exit_3(
+    spy_nmap: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, marker = spy_nmap  # this nmap records that it ran and exits 1, sending nothing
+    db = tmp_path / "p.db"
+    proc = posture("scan", "127.0.65.9", "--ports", "9", "--db", str(db), env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "nmap exited with code 1" in proc.stderr and marker.exists()
+    with closing(sqlite3.connect(db)) as conn:
+        status, error = conn.execute("SELECT status, error FROM scans").fetchone()
+    assert status == "failed" and "nmap" in error
+
+
+@needs_nmap
+def test_excluded_hosts_are_not_scanned(loop: ServiceLoop, tmp_path: Path) -> None:
+    for host in ("127.0.66.20", "127.0.66.21"):
+        loop.serve(host, 2323, telnet())
+    _, doc = scan_json(
+        "127.0.66.20-21", "--exclude", "127.0.66.21", "--ports", "2323", "--db", str(tmp_path / "p")
+    )
+    assert doc["hosts"]["total"] == 1
+    assert rules_found(doc) == {("baseline.telnet-exposed", "127.0.66.20", 2323)}
+
+
+def _stderr_through_a_terminal(args: list[str]) -> tuple[int, str, str]:
+    """Run posture with stderr on a pseudo-terminal (as a person sees it); stdout piped."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", *args],
+        stdout=subprocess.PIPE, stderr=slave, cwd=ROOT, env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    code = proc.wait(timeout=30)
+    return code, out, b"".join(chunks).decode(errors="replace")
+
+
+@needs_nmap
+def test_progress_bar_on_a_terminal_and_none_with_json(loop: ServiceLoop, tmp_path: Path) -> None:
+    loop.serve("127.0.66.30", 2323, telnet())
+    loop.serve("127.0.66.31", 2323, telnet())
+    scan = ["scan", "127.0.66.30-31", "--ports", "2323", "--chunk-size", "1"]
+    code, out, tty = _stderr_through_a_terminal([*scan, "--db", str(tmp_path / "a")])
+    assert code == 0
+    assert "2/2 hosts" in tty and "2 findings" in tty, tty[-500:]
+    assert "completed: 2 hosts" in out
+    code, out, tty = _stderr_through_a_terminal([*scan, "--db", str(tmp_path / "b"), "--json"])
+    assert code == 0 and "hosts" not in tty
+    assert json.loads(out)["hosts"]["up"] == 2
