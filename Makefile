@@ -5,12 +5,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.posture-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system-deps demo test lint bench clean
 
-setup: $(STAMP)
+# System tools are checked on every run (a second when nothing is missing): a tool removed
+# after the first set-up is installed again rather than its tests being skipped.
+setup: system-deps $(STAMP)
 
-$(STAMP): pyproject.toml scripts/system-deps.sh
+system-deps:
 	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -31,4 +35,4 @@ bench: setup
 	$(PY) bench/portscan.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

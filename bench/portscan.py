@@ -26,13 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from demo.run import posture_argv  # noqa: E402
+
 SWEEP_BASE = "127.0.91"
 SWEEP_PORTS = "22,80,443"
-
-
-def _posture_cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("posture")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "scanner"]
 
 
 @contextlib.contextmanager
@@ -121,7 +118,7 @@ def time_posture(spec: str, ports: str, workdir: Path, extra: list[str]) -> tupl
     db.unlink(missing_ok=True)
     start = time.perf_counter()
     proc = subprocess.run(
-        [*_posture_cmd(), "scan", spec, "--ports", ports, "--db", str(db), "--json", *extra],
+        [*posture_argv(), "scan", spec, "--ports", ports, "--db", str(db), "--json", *extra],
         check=True,
         capture_output=True,
         text=True,

@@ -14,14 +14,15 @@ from pathlib import Path
 from demo.lab import Lab
 
 
-def _posture() -> list[str]:
+def posture_argv() -> list[str]:
+    """How to run this environment's `posture` (the venv's script, else the module)."""
     exe = Path(sys.executable).with_name("posture")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "scanner"]
 
 
 def _run(args: list[str], *, check: bool = True) -> int:
     print(f"\n$ posture {' '.join(args)}", flush=True)
-    code = subprocess.run([*_posture(), *args], check=False).returncode
+    code = subprocess.run([*posture_argv(), *args], check=False).returncode
     if check and code not in (0, 1):
         raise SystemExit(f"demo: `posture {' '.join(args)}` failed with exit code {code}")
     return code

@@ -40,6 +40,15 @@ def resolve_db(ctx: click.Context, db_path: Path | None) -> Path:
     return db_path if db_path is not None else config(ctx).db
 
 
+# Terminal style of each severity, keyed by its value ("critical" ...).
+SEVERITY_STYLE: dict[str, str] = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
 PIPED_WIDTH = 160  # piped or captured output: one line per row rather than 80 wrapped columns
 
 

@@ -67,14 +67,11 @@ def fetch(
 
 def _complete(raw: bytearray) -> bool:
     # Servers that keep the connection open after a Content-Length body need no EOF wait.
-    head, sep, body = bytes(raw).partition(b"\r\n\r\n")
-    if not sep:
+    reply = parse_reply(bytes(raw))
+    if reply is None:
         return False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length" and value.strip().isdigit():
-            return len(body) >= int(value.strip())
-    return False
+    length = reply.headers.get("content-length", "")
+    return length.isdigit() and len(reply.body) >= int(length)
 
 
 def parse_reply(raw: bytes) -> HttpReply | None:
