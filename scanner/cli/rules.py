@@ -9,20 +9,12 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from scanner.cli.common import config, console, json_option
+from scanner.cli.common import SEVERITY_STYLE, config, console, json_option
 from scanner.errors import EXIT_USAGE
 from scanner.rules import PackError, Rule, RuleSet, default_pack_paths, load_packs, run_examples
 from scanner.safetext import for_terminal
 
 EXIT_EXAMPLES_FAILED = 1
-
-_SEVERITY_STYLE = {
-    "critical": "bold red",
-    "high": "red",
-    "medium": "yellow",
-    "low": "cyan",
-    "info": "dim",
-}
 
 _paths_argument = click.argument(
     "paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]..."
@@ -74,9 +66,9 @@ def list_rules(ctx: click.Context, rule_paths: tuple[Path, ...], as_json: bool) 
         severity = rule.severity.value
         table.add_row(
             Text(rule.id),
-            Text(severity, style=_SEVERITY_STYLE[severity]),
+            Text(severity, style=SEVERITY_STYLE[severity]),
             Text(for_terminal(rule.title)),
-            Text(labels[rule.pack]),
+            Text(for_terminal(labels[rule.pack])),
         )
     console().print(table)
     click.echo(f"{len(ruleset.rules)} rules in {len(ruleset.packs)} packs")

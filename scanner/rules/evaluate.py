@@ -13,8 +13,8 @@ from scanner.rules.ruleset import Rule, RuleSet
 from scanner.safetext import clip
 
 OPEN_STATES = ("open", "open|filtered")
-# Shown with every service finding when known: what is listening, as its banner says.
-CONTEXT_FACTS = ("service.product", "service.version", "service.banner")
+# Shown with every service finding when known: what is listening, as its fingerprint says.
+CONTEXT_FACTS = ("service.product", "service.version")
 
 
 def _clipped(value: Any) -> Any:

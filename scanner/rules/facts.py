@@ -65,7 +65,6 @@ _TABLE: tuple[FactSpec, ...] = (
     FactSpec("service.method", _S, _SVC, "how nmap named it", ("probed", "table")),
     FactSpec("service.conf", _I, _SVC, "nmap's confidence 0-10"),
     FactSpec("service.cpe", _L, _SVC, "CPE names from the fingerprint"),
-    FactSpec("service.banner", _S, _SVC, "raw banner text"),
     FactSpec("redis.unauthenticated", _B, _CHK, "Redis answered INFO without AUTH"),
     FactSpec("redis.version", _S, _CHK, "redis_version from INFO"),
     FactSpec("redis.protected_mode", _B, _CHK, "protected-mode setting"),
@@ -95,10 +94,19 @@ def visible_facts(subject: str) -> Mapping[str, FactSpec]:
     return FACTS
 
 
+# Names a pack author may reasonably expect, with why they are not facts (yet).
+_NOT_FACTS = {
+    "service.banner": "no probe collects raw banners yet; match service.product, "
+    "service.version or a check's greeting such as ftp.banner",
+}
+
+
 def unknown_fact_message(name: str, subject: str) -> str:
     """Why `name` cannot be used by a rule of `subject`, with the likely intended name."""
     if subject == "host" and name in FACTS:
         return f"fact '{name}' is not available to host rules (only host.* facts are)"
+    if name in _NOT_FACTS:
+        return f"unknown fact '{name}': {_NOT_FACTS[name]}"
     close = difflib.get_close_matches(name, list(visible_facts(subject)), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown fact '{name}'{hint}"
@@ -107,6 +115,12 @@ def unknown_fact_message(name: str, subject: str) -> str:
 def is_check_fact(name: str) -> bool:
     spec = FACTS.get(name)
     return spec is not None and spec.scope is FactScope.CHECK
+
+
+def check_namespace(name: str) -> str | None:
+    """The active check a fact comes from ("redis" for "redis.unauthenticated"), the key of
+    `Service.checks` that fills it; None for a host or port-scan fact."""
+    return name.partition(".")[0] if is_check_fact(name) else None
 
 
 def value_problem(spec: FactSpec, value: Any) -> str | None:
@@ -159,7 +173,6 @@ def service_facts(host: Host, service: Service) -> dict[str, Any]:
         "service.tunnel": service.tunnel,
         "service.method": service.method,
         "service.conf": service.conf,
-        "service.banner": service.banner,
         "service.cpe": list(service.cpe) if service.cpe else None,
     }
     facts.update((name, value) for name, value in optional.items() if value is not None)

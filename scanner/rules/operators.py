@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scanner.rules.facts import FactKind, FactSpec, describe, value_problem
+from scanner.rules.redos import redos_problem
 from scanner.rules.versions import VersionRange, parse_range, version_in_range
 from scanner.safetext import MAX_BANNER
 
@@ -68,9 +69,16 @@ def _regex_operand(spec: FactSpec, operand: Any) -> re.Pattern[str]:
     if len(operand) > MAX_REGEX_LENGTH:
         raise OperandError(f"regex longer than {MAX_REGEX_LENGTH} characters")
     try:
-        return re.compile(operand)
+        compiled = re.compile(operand)
+        # Target text is matched while holding the GIL: refuse what can backtrack for ever.
+        problem = redos_problem(operand)
     except re.error as exc:
         raise OperandError(f"bad regex {operand!r}: {exc}") from None
+    except RecursionError:
+        raise OperandError(f"regex {operand!r} is nested too deeply") from None
+    if problem is not None:
+        raise OperandError(f"regex {operand!r} refused: {problem}")
+    return compiled
 
 
 def _contains_operand(spec: FactSpec, operand: Any) -> str:

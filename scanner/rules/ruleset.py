@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner.model import Confidence, Severity
+from scanner.rules.facts import check_namespace
 from scanner.rules.matcher import Matcher
 
 
@@ -38,6 +39,15 @@ class Rule:
     discriminator: str | None = None  # fact whose value tells findings of one port apart
     match_examples: tuple[Example, ...] = ()
     no_match_examples: tuple[Example, ...] = ()
+    # The active checks ("redis", "ftp", ...: keys of Service.checks) whose facts `when` reads
+    # anywhere inside all/any/not. When such a check ran on a service but got no answer, the
+    # rule is undetermined there: its absence must not mark a finding fixed.
+    check_namespaces: frozenset[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = (check_namespace(name) for name in self.when.fact_names())
+        spaces = frozenset(name for name in names if name is not None)
+        object.__setattr__(self, "check_namespaces", spaces)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ RULE_KEYS = (
 EXAMPLE_KEYS = ("match", "no_match")
 
 PACK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# A pack version is shown and recorded with every scan ("name@version"): no spaces or controls.
+PACK_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 RULE_ID = re.compile(r"[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+")
 CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}")
 URL = re.compile(r"https?://[^\s/]+\S*")
@@ -97,7 +99,7 @@ class _Pack:
             self.error(line, message)
         fields = _Fields(doc, self.error)
         name = fields.text("pack", required=True, pattern=PACK_NAME, what="a pack name")
-        version = fields.text("version", required=True)
+        version = fields.text("version", required=True, pattern=PACK_VERSION, what="a version")
         description = fields.text("description")
         result = ParsedPack(None, name, doc.key_lines.get("pack", doc.line))
         rules_node = doc.get("rules")

@@ -115,3 +115,18 @@ def test_test_on_broken_pack_exits_2() -> None:
     assert code == 2
     assert out == ""
     assert f"{DATA / 'bad_yaml.yaml'}:6: bad YAML" in err
+
+
+def test_list_refuses_a_version_with_terminal_escapes(tmp_path: Path) -> None:
+    # The label "name@version" is printed in the table and recorded with scans: a version
+    # carrying ESC/OSC sequences is a load error at its line, shown escaped.
+    pack = tmp_path / "evil.yaml"
+    pack.write_text(
+        (DATA / "good.yaml").read_text().replace('version: "2.1"', 'version: "2.1\\e]0;owned\\a"')
+    )
+    code, out, err = run("rules", "list", "--rules", str(pack))
+    assert (code, out) == (2, "")
+    assert "\x1b" not in err and "\x07" not in err
+    assert err.startswith(f"{pack}:2: 'version' '2.1\\x1b]0;owned\\x07' is not a version (")
+    code, out, _ = run("rules", "list", "--rules", str(DATA / "good.yaml"))
+    assert code == 0 and "good@2.1" in out

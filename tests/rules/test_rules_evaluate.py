@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from scanner.model import Confidence, Finding, Host, HostState, Service, Severity
-from scanner.rules import evaluate, host_facts, load_packs, service_facts
+from scanner.rules import default_pack_paths, evaluate, host_facts, load_packs, service_facts
+from scanner.rules.facts import FACTS, FactScope
 from scanner.safetext import MAX_FIELD
 
 RULES = load_packs([Path(__file__).parent / "data" / "evaluate.yaml"])
+check_spaces = {name.split(".")[0] for name, spec in FACTS.items() if spec.scope is FactScope.CHECK}
 
 
 def by_rule(findings: list[Finding]) -> dict[tuple[str, int | None], Finding]:
@@ -29,6 +31,7 @@ def test_service_facts_flatten_host_service_and_checks() -> None:
         method="probed",
         conf=10,
         cpe=("cpe:/a:vsftpd:vsftpd:3.0.3",),
+        banner="220 raw",  # kept on the model, but not a fact until a probe fills it
         checks={"ftp": {"anonymous": True, "banner": "220 hi", "unused": None}},
     )
     host = Host("127.0.9.1", HostState.UP, hostname="lab-1", services=(service,))
@@ -140,7 +143,8 @@ def test_finding_carries_rule_fields_and_clipped_evidence() -> None:
     assert plain.controls == ("CIS-8:4.8",)
     assert plain.hostname == "ftp.lab"
     assert plain.discriminator == ""
-    # matched facts, then the rule's evidence facts, then product/version/banner
+    # matched facts, then the rule's evidence facts, then product/version; Service.banner is
+    # not a fact (no probe fills it yet), so it never shows up as evidence.
     assert list(plain.evidence) == [
         "service.name",
         "port",
@@ -149,16 +153,15 @@ def test_finding_carries_rule_fields_and_clipped_evidence() -> None:
         "host.hostname",
         "service.product",
         "service.version",
-        "service.banner",
     ]
-    clipped = plain.evidence["service.banner"]
-    assert clipped.startswith("220 AAA") and clipped.endswith(
-        f"…[+{len(banner) - MAX_FIELD} chars]"
-    )
     anonymous = found["evaluate.ftp-anonymous", 21]
     assert anonymous.cves == ("CVE-1999-0497",)
     assert anonymous.evidence["ftp.anonymous"] is True
-    assert len(anonymous.evidence["ftp.banner"]) < len(banner)
+    clipped = anonymous.evidence["ftp.banner"]
+    assert clipped.startswith("220 AAA") and clipped.endswith(
+        f"…[+{len(banner) - MAX_FIELD} chars]"
+    )
+    assert "service.banner" not in anonymous.evidence
     assert anonymous.fingerprint != plain.fingerprint
 
 
@@ -181,3 +184,64 @@ def test_discriminator_names_a_fact_whose_value_splits_findings() -> None:
 @pytest.mark.parametrize("hosts", [[], [Host("127.0.9.1", HostState.UP)]])
 def test_nothing_to_match_gives_no_findings(hosts: list[Host]) -> None:
     assert evaluate(RULES, hosts) == []
+
+
+def test_rule_check_namespaces_are_the_checks_its_when_reads(tmp_path: Path) -> None:
+    pack = tmp_path / "ns.yaml"
+    pack.write_text(
+        """pack: ns
+version: 1.0.0-rc.1+build.5
+rules:
+  - id: ns.nested
+    title: Reads checks deep inside all/any/not
+    severity: high
+    when:
+      all:
+        - service.name: {in: [redis, ftp]}
+        - any:
+            - redis.unauthenticated: true
+            - not: {ftp.anonymous: false}
+        - not: {any: [{etcd.version: {exists: true}}, {port: 1}]}
+    evidence: [docker.version]
+    discriminator: memcached.version
+    remediation: R
+    references: [https://example.org/r]
+  - id: ns.plain
+    title: Port only
+    severity: low
+    when: {port: 23, service.tunnel: {ne: ssl}}
+    remediation: R
+    references: [https://example.org/r]
+  - id: ns.host
+    title: Host rule
+    severity: info
+    for: host
+    when: {host.hostname: {regex: '^lab-'}}
+    remediation: R
+    references: [https://example.org/r]
+"""
+    )
+    ruleset = load_packs([pack])
+    nested, plain, host = ruleset.rules
+    # Only `when` counts: evidence and discriminator facts do not decide whether it matches.
+    assert nested.check_namespaces == frozenset({"redis", "ftp", "etcd"})
+    assert plain.check_namespaces == frozenset()
+    assert host.check_namespaces == frozenset()
+    anonymous = RULES.get("evaluate.ftp-anonymous")
+    assert anonymous is not None and anonymous.check_namespaces == {"ftp"}
+    # The namespaces are the keys of Service.checks, as the fact table names them.
+    assert check_spaces == {"redis", "ftp", "memcached", "docker", "elasticsearch", "etcd"}
+
+
+def test_baseline_check_namespaces_cover_every_check_rule() -> None:
+    baseline = load_packs(default_pack_paths())
+    redis = baseline.get("baseline.redis-unauthenticated")
+    telnet = baseline.get("baseline.telnet-exposed")
+    assert redis is not None and telnet is not None
+    assert redis.check_namespaces == {"redis"}
+    assert telnet.check_namespaces == frozenset()
+    # Every rule that reads a `<check>.` fact names that check, and only checks are named.
+    for rule in baseline.rules:
+        read = {name.split(".")[0] for name in rule.when.fact_names()}
+        assert rule.check_namespaces <= read
+        assert {ns for ns in read if ns in check_spaces} == rule.check_namespaces

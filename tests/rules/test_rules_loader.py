@@ -57,7 +57,7 @@ def problems_of(*names: str) -> list[str]:
         ),
         (
             "bad_regex.yaml",
-            "bad_regex.yaml:10: rule 'rx.a': 'service.banner' regex: bad regex "
+            "bad_regex.yaml:10: rule 'rx.a': 'ftp.banner' regex: bad regex "
             "'vsFTPd (2\\\\.3\\\\.4': missing ), unterminated subpattern",
         ),
         ("duplicate_id.yaml", "duplicate_id.yaml:10: duplicate rule id 'dup.a' (first defined at "),
@@ -178,6 +178,10 @@ def test_alias_bomb_is_refused(tmp_path: Path) -> None:
         (b"pack: a\nversion: '1'\nrules: []\n<<: {x: 1}\n", ":4: YAML merge keys"),
         (b"pack: a\nversion: '1'\nrules: []\n1: x\n", ":4: mapping key '1' must be a string"),
         (b"pack: Bad Name\nversion: '1'\nrules: []\n", ":1: 'pack' 'Bad Name' is not a pack name"),
+        (b"pack: a\nversion: 1 beta\nrules: []\n", ":2: 'version' '1 beta' is not a version"),
+        (b"pack: a\nversion: '-1'\nrules: []\n", ":2: 'version' '-1' is not a version"),
+        (b'pack: a\nversion: "1\\e[2J"\nrules: []\n', ":2: 'version' '1\\x1b[2J' is not"),
+        (b"pack: a\nversion: 'v" + b"1" * 64 + b"'\nrules: []\n", ":2: 'version' 'v111"),
         (b"pack: a\nversion: '1'\nrules: {}\n", ":3: 'rules' must be a list, not a mapping"),
         (b"pack: a\nversion: '1'\n", ":1: missing key 'rules'"),
     ],
@@ -259,3 +263,30 @@ def test_rule_without_id_is_named_by_position(tmp_path: Path) -> None:
     found = [str(p) for p in caught.value.problems]
     assert f"{pack}:4: rules item 1: missing key 'id'" in found
     assert any(p.startswith(f"{pack}:4: rules item 1: unknown key 'note'") for p in found)
+
+
+def test_service_banner_is_not_a_fact_yet(tmp_path: Path) -> None:
+    # No probe fills Service.banner: a rule or example naming it would never match, so it is
+    # refused rather than silently dead.
+    pack = tmp_path / "t.yaml"
+    pack.write_text(
+        RULE.replace(
+            "    when: {{port: 23}}\n", "    when: {{service.banner: {{regex: x}}}}\n"
+        ).format(extra="    evidence: [service.banner]")
+    )
+    with pytest.raises(PackError) as caught:
+        load_packs([pack])
+    why = "no probe collects raw banners yet; match service.product, service.version or"
+    assert [str(p) for p in caught.value.problems] == [
+        f"{pack}:7: rule 't.r': evidence: unknown fact 'service.banner': {why} a check's "
+        "greeting such as ftp.banner",
+        f"{pack}:8: rule 't.r': unknown fact 'service.banner': {why} a check's greeting such "
+        "as ftp.banner",
+    ]
+
+
+@pytest.mark.parametrize("version", ["1", "1.0.0", "2024.11", "1.0.0-rc.1+build.5", "v2_beta"])
+def test_ordinary_versions_load(tmp_path: Path, version: str) -> None:
+    pack = tmp_path / "p.yaml"
+    pack.write_text(f"pack: a\nversion: '{version}'\nrules: []\n")
+    assert load_packs([pack]).pack_labels() == (f"a@{version}",)

@@ -81,24 +81,24 @@ OPERATOR_TABLE: list[tuple[str, dict[str, Any], bool]] = [
     ("{port: {gt: 1}}", {"port": "23"}, False),  # a mistyped runtime value never compares
     ("{port: {gt: 1}}", {}, False),
     # regex: search, not anchored; strings and string lists only
-    ("{service.banner: {regex: 'vsFTPd 2\\.3\\.4'}}", {"service.banner": BANNER}, True),
-    ("{service.banner: {regex: '^vsFTPd'}}", {"service.banner": BANNER}, False),
-    ("{service.banner: {regex: 'vsftpd'}}", {"service.banner": BANNER}, False),
-    ("{service.banner: {regex: '(?i)vsftpd'}}", {"service.banner": BANNER}, True),
+    ("{ftp.banner: {regex: 'vsFTPd 2\\.3\\.4'}}", {"ftp.banner": BANNER}, True),
+    ("{ftp.banner: {regex: '^vsFTPd'}}", {"ftp.banner": BANNER}, False),
+    ("{ftp.banner: {regex: 'vsftpd'}}", {"ftp.banner": BANNER}, False),
+    ("{ftp.banner: {regex: '(?i)vsftpd'}}", {"ftp.banner": BANNER}, True),
     (
         "{service.cpe: {regex: '^cpe:/a:redis'}}",
         {"service.cpe": ["cpe:/o:linux", "cpe:/a:redis"]},
         True,
     ),
     ("{service.cpe: {regex: '^cpe:/a:redis'}}", {"service.cpe": ["cpe:/o:linux"]}, False),
-    ("{service.banner: {regex: 'x'}}", {"service.banner": 5}, False),
-    ("{service.banner: {regex: 'x'}}", {}, False),
+    ("{ftp.banner: {regex: 'x'}}", {"ftp.banner": 5}, False),
+    ("{ftp.banner: {regex: 'x'}}", {}, False),
     # contains: substring, or list member (whole element)
-    ("{service.banner: {contains: vsFTPd}}", {"service.banner": BANNER}, True),
-    ("{service.banner: {contains: proftpd}}", {"service.banner": BANNER}, False),
+    ("{ftp.banner: {contains: vsFTPd}}", {"ftp.banner": BANNER}, True),
+    ("{ftp.banner: {contains: proftpd}}", {"ftp.banner": BANNER}, False),
     ("{service.cpe: {contains: 'cpe:/a:redis'}}", {"service.cpe": ["cpe:/a:redis"]}, True),
     ("{service.cpe: {contains: 'cpe:/a'}}", {"service.cpe": ["cpe:/a:redis"]}, False),
-    ("{service.banner: {contains: x}}", {}, False),
+    ("{ftp.banner: {contains: x}}", {}, False),
     # exists
     ("{service.product: {exists: true}}", {"service.product": "nginx"}, True),
     ("{service.product: {exists: true}}", {}, False),
@@ -134,9 +134,9 @@ def test_operator_table(tmp_path: Path, when: str, facts: dict[str, Any], expect
 
 
 def test_regex_sees_only_a_bounded_prefix_of_a_value(tmp_path: Path) -> None:
-    matcher = compile_when(tmp_path, "{service.banner: {regex: 'NEEDLE'}}")
-    assert matcher.match({"service.banner": "x" * (MAX_REGEX_SUBJECT - 6) + "NEEDLE"}) is not None
-    assert matcher.match({"service.banner": "x" * MAX_REGEX_SUBJECT + "NEEDLE"}) is None
+    matcher = compile_when(tmp_path, "{ftp.banner: {regex: 'NEEDLE'}}")
+    assert matcher.match({"ftp.banner": "x" * (MAX_REGEX_SUBJECT - 6) + "NEEDLE"}) is not None
+    assert matcher.match({"ftp.banner": "x" * MAX_REGEX_SUBJECT + "NEEDLE"}) is None
 
 
 def test_match_records_the_facts_that_made_it_hold(tmp_path: Path) -> None:
@@ -201,7 +201,7 @@ def test_multi_line_when_reports_the_operator_line(tmp_path: Path) -> None:
     pack.write_text(
         PACK.format(subject="service", when="").replace(
             "    when: \n",
-            "    when:\n      any:\n        - port: 23\n        - service.banner:\n"
+            "    when:\n      any:\n        - port: 23\n        - ftp.banner:\n"
             "            contains: x\n            regexp: y\n",
         )
     )
