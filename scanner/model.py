@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,6 +170,32 @@ class StoredFinding:
     status_note: str | None = None
     accept_expires: str | None = None  # ISO date
     fixed_at: str | None = None
+
+
+def host_sort_key(host: str) -> tuple[int, int, str]:
+    """IPv4 addresses in numeric order (127.0.0.2 before 127.0.0.10), then IPv6, then names."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return (2, 0, host)
+    return (0 if address.version == 4 else 1, int(address), host)
+
+
+def finding_sort_key(finding: StoredFinding) -> tuple[Any, ...]:
+    """The one order of findings, for the store, the CLI and every report.
+
+    Highest severity first, then host (`host_sort_key`), port (host-level findings, port None,
+    first), protocol, rule id; the fingerprint last so that equal keys never tie.
+    """
+    port = (0, 0) if finding.port is None else (1, finding.port)
+    return (
+        -finding.severity.rank,
+        host_sort_key(finding.host),
+        port,
+        finding.proto or "",
+        finding.rule_id,
+        finding.fingerprint,
+    )
 
 
 class ScanStatus(enum.Enum):

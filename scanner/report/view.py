@@ -7,7 +7,6 @@ each format adds only its own escaping on top.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from scanner.model import (
     ScanRecord,
     Severity,
     StoredFinding,
+    finding_sort_key,
 )
 from scanner.report.escape import (
     MAX_LIST,
@@ -184,20 +184,9 @@ def display_time(iso: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _host_key(host: str) -> tuple[int, Any]:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return (2, host)
-    return (address.version, int(address))
-
-
 def ordered(findings: Iterable[StoredFinding]) -> list[StoredFinding]:
-    """Highest severity first, then by address (numerically), port and rule."""
-    return sorted(
-        findings,
-        key=lambda f: (-f.severity.rank, _host_key(f.host), f.port or 0, f.rule_id, f.fingerprint),
-    )
+    """In `finding_sort_key` order, the store's: severity, host, port, protocol, rule."""
+    return sorted(findings, key=finding_sort_key)
 
 
 def _rule_view(finding: StoredFinding, rule: RuleInfo | None) -> RuleView:

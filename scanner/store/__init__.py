@@ -1,7 +1,14 @@
 """The findings store: SQLite (WAL) with migrations, scans, and the findings lifecycle."""
 
-from scanner.store.db import Store
+from scanner.store.db import Store, Undetermined
 from scanner.store.lifecycle import ChunkSummary, LifecycleSummary, ScanCoverage
 from scanner.store.rows import FindingEvent
 
-__all__ = ["ChunkSummary", "FindingEvent", "LifecycleSummary", "ScanCoverage", "Store"]
+__all__ = [
+    "ChunkSummary",
+    "FindingEvent",
+    "LifecycleSummary",
+    "ScanCoverage",
+    "Store",
+    "Undetermined",
+]

@@ -6,7 +6,6 @@ processes and a killed scan leaves every chunk it finished and nothing of the on
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import sqlite3
@@ -31,12 +30,15 @@ from scanner.model import (
     ScanStatus,
     Severity,
     StoredFinding,
+    finding_sort_key,
+    host_sort_key,
 )
 from scanner.store.lifecycle import (
     PEOPLE_STATUSES,
     ChunkSummary,
     LifecycleSummary,
     ScanCoverage,
+    acceptance_expired,
     on_sighting,
 )
 from scanner.store.portset import PortSet
@@ -57,6 +59,11 @@ DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giv
 MIN_PREFIX = 8  # hex digits of a fingerprint that name it, like a short git hash
 _ACTIVE = json.dumps([FindingStatus.OPEN.value, FindingStatus.REOPENED.value])
 _SCAN_ACTOR = "scan"
+_EXPIRY_ACTOR = "posture"  # the store itself, when an acceptance runs out
+_IN_BATCH = 500  # addresses looked up per query: bounded work and memory per statement
+
+Undetermined = tuple[str, str, int, str]
+"""(address, proto, port, rule_id): a rule whose active check applied there but got no answer."""
 
 
 def _severities_at_least(severity: Severity) -> str:
@@ -69,19 +76,26 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
-def _host_key(host: str) -> tuple[int, int, str]:
-    """Addresses in numeric order (127.0.0.2 before 127.0.0.10), names after them."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return (9, 0, host)
-    return (address.version, int(address), host)
-
-
-def _finding_order(finding: StoredFinding) -> tuple[Any, ...]:
-    port = -1 if finding.port is None else finding.port
-    host = _host_key(finding.host)
-    return (-finding.severity.rank, host, port, finding.rule_id, finding.fingerprint)
+def _undetermined_rows(
+    scan_id: int, hosts: Sequence[Host], undetermined: Collection[Undetermined]
+) -> list[dict[str, Any]]:
+    """Rows for `scan_undetermined`, checked before anything is written."""
+    addresses = {h.address for h in hosts}
+    rows: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    for address, proto, port, rule_id in undetermined:
+        if address not in addresses:
+            raise ValueError(f"undetermined {rule_id} on {address}: that host is not in the chunk")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"undetermined {rule_id} on {address}: bad port {port!r}")
+        key = (address, proto.lower(), port, rule_id)
+        rows[key] = {
+            "scan_id": scan_id,
+            "address": address,
+            "proto": key[1],
+            "port": port,
+            "rule_id": rule_id,
+        }
+    return list(rows.values())
 
 
 class Store:
@@ -117,8 +131,9 @@ class Store:
             self.db = sqlite_utils.Database(conn, execute_plugins=False)
             self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
             self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.enable_wal()
+            # Migrate first: it refuses a file that is not ours before anything is written to it.
             migrate(self.db, str(self.path))
+            self.db.enable_wal()
         except sqlite3.OperationalError as exc:
             conn.close()
             if _is_locked(exc):
@@ -245,11 +260,6 @@ class Store:
         with self._lock:
             return [scan_from_row(r) for r in self._rows("SELECT * FROM scans ORDER BY id")]
 
-    def scan_coverage(self, scan_id: int) -> ScanCoverage:
-        """The rules a scan evaluated and the ports it scanned so far."""
-        with self._lock:
-            return self._coverage(self._scan_row(scan_id))
-
     @staticmethod
     def _coverage(row: Mapping[str, Any]) -> ScanCoverage:
         ports = json.loads(row["ports_scanned"] or "{}")
@@ -259,11 +269,33 @@ class Store:
         )
 
     def done_hosts(self, scan_id: int) -> set[str]:
-        """Addresses this scan has already stored, whatever their state: resume skips them."""
+        """Every address this scan has already stored, whatever its state.
+
+        All of them in memory: for a large resume, filter chunk by chunk with `is_done`.
+        """
         with self._lock:
             self._scan_row(scan_id)
             rows = self._rows("SELECT address FROM scan_hosts WHERE scan_id = ?", (scan_id,))
         return {r["address"] for r in rows}
+
+    def is_done(self, scan_id: int, addresses: Sequence[str]) -> set[str]:
+        """Those of `addresses` this scan has already stored (whatever their state).
+
+        Resume asks this for each chunk of targets, so memory stays bounded by the chunk.
+        """
+        unique = list(dict.fromkeys(addresses))
+        done: set[str] = set()
+        with self._lock:
+            self._scan_row(scan_id)
+            for start in range(0, len(unique), _IN_BATCH):
+                batch = json.dumps(unique[start : start + _IN_BATCH])
+                rows = self._rows(
+                    "SELECT address FROM scan_hosts WHERE scan_id = ?"
+                    " AND address IN (SELECT value FROM json_each(?))",
+                    (scan_id, batch),
+                )
+                done.update(r["address"] for r in rows)
+        return done
 
     def scan_hosts(self, scan_id: int) -> list[Host]:
         """Every host a scan stored, down and timed-out ones included, with its services."""
@@ -286,7 +318,7 @@ class Store:
             )
             for row in host_rows
         ]
-        return sorted(hosts, key=lambda h: _host_key(h.address))
+        return sorted(hosts, key=lambda h: host_sort_key(h.address))
 
     def record_chunk(
         self,
@@ -294,12 +326,18 @@ class Store:
         hosts: Sequence[Host],
         findings: Sequence[Finding],
         ports_scanned: Mapping[str, str],
+        undetermined: Collection[Undetermined] = (),
     ) -> ChunkSummary:
         """Store one finished chunk of a scan in one transaction: all of it or none of it.
 
+        `undetermined` lists (address, proto, port, rule_id) where the rule's active check
+        applied but got no answer: closing the scan leaves a finding there as it was instead of
+        marking it fixed. Each address must be one of `hosts`; a host stored again (a retried
+        chunk) replaces what was stored of it, its undetermined rules included.
         Recording into an interrupted or failed scan resumes it (status running again).
         """
         scanned = {proto.lower(): PortSet.parse(spec) for proto, spec in ports_scanned.items()}
+        undecided = _undetermined_rows(scan_id, hosts, undetermined)
         # One rule engine pass can report a finding twice; the last report wins.
         unique = {f.fingerprint: f for f in findings}
         moment = self._now()
@@ -313,6 +351,7 @@ class Store:
                 )
             for host in hosts:
                 self._record_host(scan_id, host, now)
+            self.db.table("scan_undetermined").insert_all(undecided)
             for finding in unique.values():
                 outcomes[self._record_sighting(scan_id, finding, now, today)] += 1
             coverage = self._coverage(scan)
@@ -359,9 +398,11 @@ class Store:
             pk=("scan_id", "address"),
         )
         # A host stored again (a retried chunk) replaces what was stored of it before.
-        self.db.execute(
-            "DELETE FROM services WHERE scan_id = ? AND address = ?", (scan_id, host.address)
-        )
+        for table in ("services", "scan_undetermined"):
+            self.db.execute(
+                f"DELETE FROM {table} WHERE scan_id = ? AND address = ?",  # noqa: S608
+                (scan_id, host.address),
+            )
         self.db.table("services").upsert_all(
             [service_row(scan_id, host.address, s) for s in host.services],
             pk=("scan_id", "address", "proto", "port"),
@@ -442,7 +483,11 @@ class Store:
     def finish_scan(
         self, scan_id: int, status: ScanStatus, error: str | None = None
     ) -> LifecycleSummary:
-        """Close a scan. Only a COMPLETED scan marks fixed what it covered and did not see."""
+        """Close a scan. Only a COMPLETED scan marks fixed what it covered and did not see.
+
+        A finding is not marked fixed where this scan recorded its rule undetermined (the active
+        check got no answer). Expired risk acceptances are opened again first.
+        """
         if status is ScanStatus.RUNNING:
             raise ValueError("a scan is finished as completed, failed or interrupted")
         moment = self._now()
@@ -455,56 +500,108 @@ class Store:
                 "UPDATE scans SET status = ?, finished = ?, error = ? WHERE id = ?",
                 (status.value, now, error, scan_id),
             )
-            active = self._rows(
-                "SELECT count(*) AS n FROM findings f"
-                " JOIN observations o ON o.fingerprint = f.fingerprint AND o.scan_id = ?"
-                " WHERE f.status IN (SELECT value FROM json_each(?))",
-                (scan_id, _ACTIVE),
-            )[0]["n"]
+            expired = self._expire_acceptances(now, utc_date(moment))
             # Absent: active and not seen by this scan, nor by a later one (a resumed old scan
             # finishing after a newer one must not close what the newer one saw).
             absent = self._rows(
-                "SELECT f.fingerprint, f.status, f.rule_id, f.port, f.proto, sh.state AS host_state"
+                "SELECT f.fingerprint, f.status, f.rule_id, f.port, f.proto,"
+                " sh.state AS host_state,"
+                " EXISTS (SELECT 1 FROM scan_undetermined u WHERE u.scan_id = ?"
+                "   AND u.address = f.host AND u.proto = lower(f.proto) AND u.port = f.port"
+                "   AND u.rule_id = f.rule_id) AS undetermined"
                 " FROM findings f"
                 " LEFT JOIN scan_hosts sh ON sh.scan_id = ? AND sh.address = f.host"
                 " WHERE f.status IN (SELECT value FROM json_each(?))"
                 " AND NOT EXISTS (SELECT 1 FROM observations o"
                 "   WHERE o.fingerprint = f.fingerprint AND o.scan_id >= ?)",
-                (scan_id, _ACTIVE, scan_id),
+                (scan_id, scan_id, _ACTIVE, scan_id),
             )
-            fixed = 0
-            if status is ScanStatus.COMPLETED:
-                coverage = self._coverage(scan)
-                for row in absent:
-                    host_state = HostState(row["host_state"]) if row["host_state"] else None
-                    if not coverage.covers(
-                        host_state=host_state,
-                        rule_id=row["rule_id"],
-                        port=row["port"],
-                        proto=row["proto"],
-                    ):
-                        continue
-                    self._update_finding(
-                        row["fingerprint"],
-                        {"status": FindingStatus.FIXED.value, "fixed_at": now},
-                    )
-                    self._event(
-                        row["fingerprint"],
-                        FindingStatus(row["status"]),
-                        FindingStatus.FIXED,
-                        now,
-                        f"absent from complete scan {scan_id}, which covered it",
-                        _SCAN_ACTOR,
-                        scan_id,
-                    )
-                    fixed += 1
+            fixed = undetermined = 0
+            coverage = self._coverage(scan)
+            for row in absent:
+                host_state = HostState(row["host_state"]) if row["host_state"] else None
+                if not coverage.covers(
+                    host_state=host_state,
+                    rule_id=row["rule_id"],
+                    port=row["port"],
+                    proto=row["proto"],
+                ):
+                    continue
+                if row["undetermined"]:
+                    undetermined += 1
+                    continue
+                if status is not ScanStatus.COMPLETED:
+                    continue
+                self._update_finding(
+                    row["fingerprint"],
+                    {"status": FindingStatus.FIXED.value, "fixed_at": now},
+                )
+                self._event(
+                    row["fingerprint"],
+                    FindingStatus(row["status"]),
+                    FindingStatus.FIXED,
+                    now,
+                    f"absent from complete scan {scan_id}, which covered it",
+                    _SCAN_ACTOR,
+                    scan_id,
+                )
+                fixed += 1
         return LifecycleSummary(
             scan_id=scan_id,
             status=status,
             fixed=fixed,
-            active=int(active),
             not_covered=len(absent) - fixed,
+            undetermined=undetermined,
+            expired=expired,
         )
+
+    def expire_acceptances(self) -> int:
+        """Open again every risk acceptance whose expiry date has come; return how many.
+
+        An acceptance holds until the day before its expiry date (UTC). Reading findings
+        (`findings`, `get_finding`, `has_active_at_least`) and closing a scan call this, so an
+        expired acceptance never stays hidden until a scan happens to see the finding again.
+        Takes the writer lock only when something has expired.
+        """
+        moment = self._now()
+        today = utc_date(moment)
+        with self._lock:
+            if not self._expired_acceptances(today):
+                return 0
+            with self._write():
+                return self._expire_acceptances(iso_utc(moment), today)
+
+    def _expired_acceptances(self, today: date) -> list[tuple[str, date]]:
+        rows = self._rows(
+            "SELECT fingerprint, accept_expires FROM findings"
+            " WHERE status = ? AND accept_expires IS NOT NULL AND accept_expires <= ?",
+            (FindingStatus.RISK_ACCEPTED.value, today.isoformat()),
+        )
+        found = [(str(r["fingerprint"]), date.fromisoformat(r["accept_expires"])) for r in rows]
+        return [(fp, expires) for fp, expires in found if acceptance_expired(expires, today)]
+
+    def _expire_acceptances(self, now: str, today: date) -> int:
+        """Inside a write transaction: flip expired acceptances to open, with an event each."""
+        expired = self._expired_acceptances(today)
+        for fp, expires in expired:
+            self._update_finding(
+                fp,
+                {
+                    "status": FindingStatus.OPEN.value,
+                    "accept_expires": None,
+                    "status_note": None,
+                    "status_by": None,
+                },
+            )
+            self._event(
+                fp,
+                FindingStatus.RISK_ACCEPTED,
+                FindingStatus.OPEN,
+                now,
+                f"risk acceptance expired on {expires.isoformat()}",
+                _EXPIRY_ACTOR,
+            )
+        return len(expired)
 
     # -- findings ------------------------------------------------------------------------------
 
@@ -537,6 +634,7 @@ class Store:
 
     def get_finding(self, fingerprint: str) -> StoredFinding:
         """A finding by full fingerprint or unique prefix; ConfigError when there is none."""
+        self.expire_acceptances()
         with self._lock:
             fp = self._resolve(fingerprint)
             rows = self._rows("SELECT * FROM findings WHERE fingerprint = ?", (fp,))
@@ -607,9 +705,10 @@ class Store:
         statuses: Collection[FindingStatus] | None = None,
         scan_id: int | None = None,
     ) -> list[StoredFinding]:
-        """Findings matching every filter given, by severity (highest first), host, port.
+        """Findings matching every filter given, in `finding_sort_key` order.
 
         `host` matches the address or the hostname; `scan_id` keeps findings that scan observed.
+        Expired risk acceptances are opened again first.
         """
         where: list[str] = []
         params: list[Any] = []
@@ -628,6 +727,7 @@ class Store:
         if statuses is not None:
             where.append("status IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(sorted({s.value for s in statuses})))
+        self.expire_acceptances()
         with self._lock:
             if scan_id is not None:
                 self._scan_row(scan_id)
@@ -639,11 +739,15 @@ class Store:
             if where:
                 sql += " WHERE " + " AND ".join(where)
             rows = self._rows(sql, params)
-        return sorted((stored_finding_from_row(r) for r in rows), key=_finding_order)
+        return sorted((stored_finding_from_row(r) for r in rows), key=finding_sort_key)
 
     def has_active_at_least(self, scan_id: int, severity: Severity) -> bool:
-        """Does this scan leave an open or reopened finding of `severity` or worse (--fail-on)?"""
+        """Does this scan leave an open or reopened finding of `severity` or worse (--fail-on)?
+
+        Risk acceptances past their date count again: they are opened first.
+        """
         levels = _severities_at_least(severity)
+        self.expire_acceptances()
         with self._lock:
             self._scan_row(scan_id)
             rows = self._rows(

@@ -2,7 +2,8 @@
 
 Pure decisions, no I/O: the Store applies them inside its transactions. People's statuses
 (risk_accepted, false_positive) are never changed by a scan, except that an acceptance whose
-expiry date has come opens the finding again when it is next seen.
+expiry date has come opens the finding again: when a scan sees it, or when the store next reads
+findings or closes a scan (`Store.expire_acceptances`).
 """
 
 from __future__ import annotations
@@ -54,13 +55,22 @@ class ScanCoverage:
 
 @dataclass(frozen=True)
 class ChunkSummary:
-    """What one stored chunk did to the findings."""
+    """What one stored chunk did to the findings.
+
+    `reopened` and `expired` are both findings active again: a runner reporting "reopened" to
+    people adds the two (`back_to_active`).
+    """
 
     hosts: int
     new: int = 0  # first sighting: open
-    reopened: int = 0  # fixed and seen again
+    reopened: int = 0  # fixed and seen again: reopened
     expired: int = 0  # risk acceptance past its date, seen again: open
     seen: int = 0  # seen again, status unchanged
+
+    @property
+    def back_to_active(self) -> int:
+        """Findings this chunk made active again: reopened ones and expired acceptances."""
+        return self.reopened + self.expired
 
 
 @dataclass(frozen=True)
@@ -70,8 +80,13 @@ class LifecycleSummary:
     scan_id: int
     status: ScanStatus  # what the scan was closed with
     fixed: int = 0  # active, absent, and covered by this complete scan
-    active: int = 0  # open/reopened and observed in this scan
-    not_covered: int = 0  # active, absent, left alone: the scan did not look (or did not finish)
+    # Active, absent, left alone: the scan did not look, did not finish, or could not decide.
+    not_covered: int = 0
+    # Of not_covered: the scan looked but its active check got no answer (record_chunk's
+    # `undetermined`), so absence proves nothing.
+    undetermined: int = 0
+    # Risk acceptances found past their date at close and opened again (not seen by a scan).
+    expired: int = 0
 
 
 def acceptance_expired(expires: date | None, today: date) -> bool:

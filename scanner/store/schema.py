@@ -136,14 +136,37 @@ CREATE INDEX idx_finding_events_fingerprint ON finding_events(fingerprint, id);
 """
 
 
-def _initial_schema(db: sqlite_utils.Database) -> None:
+_UNDETERMINED_SCHEMA = """
+-- Rules a scan could not decide on a port: the active check applied but got no answer. A finding
+-- of that rule there is neither seen nor fixed by that scan.
+CREATE TABLE scan_undetermined (
+    scan_id INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    proto TEXT NOT NULL,
+    port INTEGER NOT NULL CHECK (port BETWEEN 0 AND 65535),
+    rule_id TEXT NOT NULL,
+    PRIMARY KEY (scan_id, address, proto, port, rule_id),
+    FOREIGN KEY (scan_id, address) REFERENCES scan_hosts(scan_id, address)
+) WITHOUT ROWID
+"""
+
+
+def _statements(db: sqlite_utils.Database, script: str) -> None:
     # executescript() would COMMIT the surrounding transaction, so one statement at a time.
-    for statement in _INITIAL_SCHEMA.split(";"):
+    for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_initial_schema,)
+def _initial_schema(db: sqlite_utils.Database) -> None:
+    _statements(db, _INITIAL_SCHEMA)
+
+
+def _undetermined_checks(db: sqlite_utils.Database) -> None:
+    _statements(db, _UNDETERMINED_SCHEMA)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_initial_schema, _undetermined_checks)
 """Append only: never edit a migration that has shipped, add the next one instead."""
 
 LATEST_VERSION = len(MIGRATIONS)
@@ -151,6 +174,14 @@ LATEST_VERSION = len(MIGRATIONS)
 
 def schema_version(db: sqlite_utils.Database) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _has_tables(db: sqlite_utils.Database) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!'"
+        " LIMIT 1"
+    ).fetchone()
+    return row is not None
 
 
 def _check_version(db: sqlite_utils.Database, where: str, migrations: Sequence[Migration]) -> int:
@@ -168,8 +199,8 @@ def migrate(
 ) -> int:
     """Bring `db` to the latest version in one write transaction; return the version reached.
 
-    A database from a newer posture is refused rather than guessed at. `where` names the file in
-    messages.
+    A database from a newer posture, or another program's database, is refused rather than
+    guessed at (or written into). `where` names the file in messages.
     """
     if db.conn.in_transaction:
         raise RuntimeError("migrate() needs a connection outside any transaction")
@@ -181,6 +212,11 @@ def migrate(
     db.execute("BEGIN IMMEDIATE")
     try:
         current = _check_version(db, where, migrations)
+        if current == 0 and _has_tables(db):
+            raise ConfigError(
+                f"{where} is an SQLite database of another program (it has tables but no "
+                "posture schema version); give another --db or move the file away"
+            )
         for version, migration in enumerate(migrations[current:], start=current + 1):
             migration(db)
             db.execute(f"PRAGMA user_version = {version:d}")

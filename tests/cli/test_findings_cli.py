@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -331,3 +331,18 @@ def test_scans_table_and_json(db: Path) -> None:
     ]
     assert data[0]["targets"] == ["127.0.0.5", "127.0.0.6"]
     assert data[0]["started"] == "2026-01-10T12:00:00Z"
+
+
+def test_an_expired_acceptance_is_listed_again_without_a_new_scan(db: Path) -> None:
+    # Accepted in the past (the store's clock) until a day that has passed since (real clock).
+    with Store(db, clock=lambda: datetime(2026, 1, 10, 12, 0, tzinfo=UTC)) as store:
+        store.set_status(
+            REDIS.fingerprint, FindingStatus.RISK_ACCEPTED, "window", expires=date(2026, 1, 20)
+        )
+        assert store.get_finding(REDIS.fingerprint).status is FindingStatus.RISK_ACCEPTED
+    assert listed(db) == ["redis.noauth", "ftp.anonymous", "telnet.open"]
+    shown = json.loads(
+        run(["findings", "show", REDIS.fingerprint, "--json", "--db", str(db)]).stdout
+    )
+    assert (shown["status"], shown["accept_expires"]) == ("open", None)
+    assert shown["events"][-1]["note"] == "risk acceptance expired on 2026-01-20"

@@ -50,9 +50,17 @@ def chunk(addresses: list[str], evidence: object = "ok") -> tuple[list[Host], li
 
 def crash(db: str, scan_id: int) -> None:
     with Store(db) as store:
-        store.record_chunk(scan_id, *chunk(["127.0.0.1", "127.0.0.2"]), {"tcp": "21"})
+        undetermined = [("127.0.0.1", "tcp", 22, "ssh.weak")]
         store.record_chunk(
-            scan_id, *chunk(["127.0.0.3", "127.0.0.4"], DiesWhenStored()), {"tcp": "21"}
+            scan_id, *chunk(["127.0.0.1", "127.0.0.2"]), {"tcp": "21-22"}, undetermined
+        )
+        # Hosts and undetermined rules are written before the findings that kill the process.
+        undetermined = [("127.0.0.3", "tcp", 22, "ssh.weak")]
+        store.record_chunk(
+            scan_id,
+            *chunk(["127.0.0.3", "127.0.0.4"], DiesWhenStored()),
+            {"tcp": "21-22"},
+            undetermined,
         )
     raise SystemExit("the second chunk was stored: the crash did not happen")
 

@@ -68,12 +68,26 @@ def test_a_process_killed_mid_chunk_keeps_earlier_chunks_and_can_resume(
         assert [h.address for h in reopened.scan_hosts(scan)] == ["127.0.0.1", "127.0.0.2"]
         counts = {
             table: reopened.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
-            for table in ("hosts", "services", "observations", "finding_events")
+            for table in (
+                "hosts",
+                "services",
+                "observations",
+                "finding_events",
+                "scan_undetermined",
+            )
         }
-        assert counts == {"hosts": 2, "services": 2, "observations": 2, "finding_events": 2}
+        assert counts == {
+            "hosts": 2,
+            "services": 2,
+            "observations": 2,
+            "finding_events": 2,
+            "scan_undetermined": 1,
+        }
     # The resumed scan stores the rest and closes normally.
     store.record_chunk(scan, [facts.host("127.0.0.3"), facts.host("127.0.0.4")], [], {"tcp": "21"})
-    assert store.finish_scan(scan, ScanStatus.COMPLETED).active == 2
+    summary = store.finish_scan(scan, ScanStatus.COMPLETED)
+    assert (summary.fixed, summary.not_covered) == (0, 0)
+    assert len(store.findings(scan_id=scan, statuses=[FindingStatus.OPEN])) == 2
     assert store.get_scan(scan).hosts_done == 4
 
 
@@ -115,8 +129,10 @@ def test_a_writer_waits_for_the_lock_then_reports_it(db_path: Path) -> None:
         holder.execute("BEGIN IMMEDIATE")
         holder.execute("UPDATE scans SET error = 'x'")
         with Store(db_path, busy_timeout=0.2) as waiting:
-            # Readers are not blocked by the writer (WAL) ...
+            # Readers are not blocked by the writer (WAL), nor is reading findings when no
+            # acceptance has expired ...
             assert waiting.list_scans() == []
+            assert waiting.findings() == []
             # ... a second writer is, and says what to do about it.
             with pytest.raises(ConfigError, match="locked by another posture process"):
                 waiting.create_scan(
@@ -127,3 +143,42 @@ def test_a_writer_waits_for_the_lock_then_reports_it(db_path: Path) -> None:
         holder.close()
     with Store(db_path) as free:
         assert free.list_scans() == []
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("evidence cannot be serialised")
+
+
+def test_an_error_mid_chunk_stores_nothing_of_it_and_the_store_goes_on(
+    store: Store, facts: Facts
+) -> None:
+    scan = facts.scan(hosts_total=3)
+    store.record_chunk(scan, [facts.host("127.0.0.1")], [facts.finding()], {"tcp": "21"})
+    hosts = [facts.host("127.0.0.2", ports=(21, 22)), facts.host("127.0.0.3")]
+    findings = [
+        facts.finding(host="127.0.0.2"),
+        facts.finding(host="127.0.0.3", evidence={"x": _Unprintable()}),  # after the hosts
+    ]
+    undetermined = [("127.0.0.2", "tcp", 22, "ssh.weak")]
+    with pytest.raises(RuntimeError, match="cannot be serialised"):
+        store.record_chunk(scan, hosts, findings, {"tcp": "1-100"}, undetermined)
+    assert not store.db.conn.in_transaction
+    assert store.done_hosts(scan) == {"127.0.0.1"}
+    counts = {
+        table: store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+        for table in ("hosts", "services", "findings", "observations", "scan_undetermined")
+    }
+    assert counts == {
+        "hosts": 1,
+        "services": 1,
+        "findings": 1,
+        "observations": 1,
+        "scan_undetermined": 0,
+    }
+    assert store.get_scan(scan).hosts_done == 1
+    _healthy(store.path)
+    findings[1] = facts.finding(host="127.0.0.3")
+    summary = store.record_chunk(scan, hosts, findings, {"tcp": "1-100"}, undetermined)
+    assert (summary.hosts, summary.new) == (2, 2)
+    assert store.get_scan(scan).hosts_done == 3

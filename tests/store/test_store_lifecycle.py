@@ -10,7 +10,7 @@ from storefacts import Facts, FakeClock
 
 from scanner.errors import ConfigError
 from scanner.model import FindingStatus, HostState, ScanStatus, Severity, fingerprint
-from scanner.store import Store
+from scanner.store import LifecycleSummary, Store, Undetermined
 
 TCP_1024 = {"tcp": "1-1024"}
 
@@ -117,7 +117,9 @@ def test_fixed_then_seen_again_is_reopened(store: Store, facts: Facts, clock: Fa
     assert stored.first_seen == "2026-01-10T12:00:00Z"
     assert stored.last_seen == "2026-01-12T12:00:00Z"
     assert [e.to_status.value for e in store.events(fp)] == ["open", "fixed", "reopened"]
-    assert store.finish_scan(scan, ScanStatus.COMPLETED).active == 1
+    assert store.finish_scan(scan, ScanStatus.COMPLETED).fixed == 0
+    assert store.get_finding(fp).status is FindingStatus.REOPENED
+    assert store.has_active_at_least(scan, Severity.HIGH)
 
 
 def test_seen_again_keeps_status_and_refreshes_the_rule_text(
@@ -292,3 +294,142 @@ def test_naive_clock_times_are_taken_as_utc(db_path: object, clock: FakeClock) -
     with Store(str(db_path), clock=clock) as store:
         scan = Facts(store).scan()
         assert store.get_scan(scan).started == "2026-01-10T12:00:01Z"
+
+
+def _check_scan(facts: Facts, undetermined: list[Undetermined]) -> LifecycleSummary:
+    """A complete scan covering 127.0.0.1:21 and ftp.anonymous that does not see the finding."""
+    scan = facts.scan()
+    facts.store.record_chunk(scan, [facts.host()], [], TCP_1024, undetermined=undetermined)
+    return facts.store.finish_scan(scan, ScanStatus.COMPLETED)
+
+
+def test_an_undetermined_check_keeps_the_finding_open_until_a_scan_decides(
+    store: Store, facts: Facts
+) -> None:
+    fp = _first_scan(facts)
+    summary = _check_scan(facts, [("127.0.0.1", "TCP", 21, "ftp.anonymous")])
+    assert (summary.fixed, summary.not_covered, summary.undetermined) == (0, 1, 1)
+    assert store.get_finding(fp).status is FindingStatus.OPEN
+    assert len(store.events(fp)) == 1
+    summary = _check_scan(facts, [])
+    assert (summary.fixed, summary.undetermined) == (1, 0)
+    assert store.get_finding(fp).status is FindingStatus.FIXED
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        ("127.0.0.1", "tcp", 22, "ftp.anonymous"),  # another port
+        ("127.0.0.1", "udp", 21, "ftp.anonymous"),  # another protocol
+        ("127.0.0.1", "tcp", 21, "redis.noauth"),  # another rule
+    ],
+)
+def test_undetermined_elsewhere_does_not_save_the_finding(
+    store: Store, facts: Facts, elsewhere: Undetermined
+) -> None:
+    fp = _first_scan(facts)
+    summary = _check_scan(facts, [elsewhere])
+    assert (summary.fixed, summary.undetermined) == (1, 0)
+    assert store.get_finding(fp).status is FindingStatus.FIXED
+
+
+def test_a_retried_host_replaces_its_undetermined_rules(store: Store, facts: Facts) -> None:
+    fp = _first_scan(facts)
+    scan = facts.scan()
+    store.record_chunk(
+        scan, [facts.host()], [], TCP_1024, undetermined=[("127.0.0.1", "tcp", 21, "ftp.anonymous")]
+    )
+    store.record_chunk(scan, [facts.host()], [], TCP_1024)  # the retry got an answer
+    assert store.finish_scan(scan, ScanStatus.COMPLETED).fixed == 1
+    assert store.get_finding(fp).status is FindingStatus.FIXED
+
+
+@pytest.mark.parametrize(
+    ("undetermined", "message"),
+    [
+        (("127.0.0.9", "tcp", 21, "ftp.anonymous"), "not in the chunk"),
+        (("127.0.0.1", "tcp", 70000, "ftp.anonymous"), "bad port 70000"),
+        (("127.0.0.1", "tcp", "21", "ftp.anonymous"), "bad port '21'"),
+    ],
+)
+def test_undetermined_must_name_a_host_of_the_chunk_and_a_port(
+    store: Store, facts: Facts, undetermined: tuple[str, str, object, str], message: str
+) -> None:
+    scan = facts.scan()
+    bad: list[Undetermined] = [undetermined]  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=message):
+        store.record_chunk(scan, [facts.host()], [facts.finding()], TCP_1024, bad)
+    assert store.done_hosts(scan) == set() and store.findings() == []
+
+
+def _accepted_until(store: Store, facts: Facts, expires: date) -> str:
+    fp = _first_scan(facts)
+    store.set_status(fp, FindingStatus.RISK_ACCEPTED, "vendor fix due", expires=expires)
+    return fp
+
+
+def test_reading_findings_opens_an_expired_acceptance_without_a_scan(
+    store: Store, facts: Facts, clock: FakeClock
+) -> None:
+    fp = _accepted_until(store, facts, date(2026, 1, 20))
+    active = [FindingStatus.OPEN, FindingStatus.REOPENED]
+    clock.advance(days=9)  # 2026-01-19: the acceptance still holds
+    assert store.findings(statuses=active) == []
+    assert store.get_finding(fp).status is FindingStatus.RISK_ACCEPTED
+    clock.advance(days=1)  # 2026-01-20: it ends today, and no scan has run since
+    (found,) = store.findings(statuses=active)
+    assert (found.fingerprint, found.status, found.accept_expires) == (fp, FindingStatus.OPEN, None)
+    last = store.events(fp)[-1]
+    assert (last.from_status, last.to_status, last.scan_id) == (
+        FindingStatus.RISK_ACCEPTED,
+        FindingStatus.OPEN,
+        None,
+    )
+    assert last.note == "risk acceptance expired on 2026-01-20"
+    assert last.at == "2026-01-20T12:00:00Z"
+    assert store.expire_acceptances() == 0  # once only
+    assert len(store.events(fp)) == 3
+
+
+def test_fail_on_counts_an_acceptance_that_expired_after_the_scan(
+    store: Store, facts: Facts, clock: FakeClock
+) -> None:
+    fp = _first_scan(facts)
+    scan = facts.scan()
+    store.record_chunk(scan, [facts.host()], [facts.finding()], TCP_1024)
+    store.set_status(fp, FindingStatus.RISK_ACCEPTED, "until the window", expires=date(2026, 1, 11))
+    assert not store.has_active_at_least(scan, Severity.HIGH)
+    clock.advance(days=1)
+    assert store.has_active_at_least(scan, Severity.HIGH)
+    assert store.get_finding(fp).status is FindingStatus.OPEN
+
+
+def test_closing_a_scan_opens_expired_acceptances_and_counts_them(
+    store: Store, facts: Facts, clock: FakeClock
+) -> None:
+    fp = _accepted_until(store, facts, date(2026, 1, 12))
+    other = facts.finding(rule="host.rule", host="127.0.0.2", port=None)
+    scan = facts.scan(targets=("127.0.0.2",))
+    store.record_chunk(scan, [facts.host("127.0.0.2")], [other], TCP_1024)
+    store.set_status(other.fingerprint, FindingStatus.RISK_ACCEPTED, "x", expires=date(2026, 2, 1))
+    clock.advance(days=3)
+    summary = store.finish_scan(scan, ScanStatus.COMPLETED)
+    # 127.0.0.1 was not in this scan: the finding is open again, not fixed.
+    assert (summary.expired, summary.fixed) == (1, 0)
+    assert store.get_finding(fp).status is FindingStatus.OPEN
+    assert store.get_finding(other.fingerprint).status is FindingStatus.RISK_ACCEPTED
+
+
+def test_seen_expired_acceptances_count_as_back_to_active(
+    store: Store, facts: Facts, clock: FakeClock
+) -> None:
+    fp = _first_scan(facts)
+    fixed = _first_scan(facts, rule="host.rule", port=None)
+    _empty_scan(facts, ports={})  # host.rule absent: fixed
+    assert store.get_finding(fixed).status is FindingStatus.FIXED
+    store.set_status(fp, FindingStatus.RISK_ACCEPTED, "x", expires=date(2026, 1, 11))
+    clock.advance(days=1)
+    scan = facts.scan()
+    found = [facts.finding(), facts.finding(rule="host.rule", port=None)]
+    summary = store.record_chunk(scan, [facts.host()], found, TCP_1024)
+    assert (summary.reopened, summary.expired, summary.back_to_active) == (1, 1, 2)

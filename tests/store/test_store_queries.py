@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from storefacts import Facts
 
@@ -15,6 +17,7 @@ from scanner.model import (
     Severity,
     StoredFinding,
 )
+from scanner.report.view import ordered
 from scanner.store import Store
 
 
@@ -47,6 +50,12 @@ def populated(store: Store, facts: Facts) -> dict[str, str]:
     store.finish_scan(second, ScanStatus.COMPLETED)
     store.set_status(found["telnet_2"].fingerprint, FindingStatus.FALSE_POSITIVE, "honeypot")
     return {name: f.fingerprint for name, f in found.items()}
+
+
+def _scan_column(store: Store, scan_id: int, column: str) -> object:
+    """A JSON column of the scans table, as a scan stored it (what closing it reads)."""
+    sql = f"SELECT {column} FROM scans WHERE id = ?"  # noqa: S608 (column names from the tests)
+    return json.loads(store.db.execute(sql, [scan_id]).fetchone()[0])
 
 
 def _names(found: list[StoredFinding], fps: dict[str, str]) -> list[str]:
@@ -136,7 +145,7 @@ def test_created_scan_keeps_what_resume_needs(store: Store) -> None:
     )
     assert record.options == {"ports": "top100", "timeout": "30s", "udp": False}
     assert (record.hosts_total, record.hosts_done, record.status) == (4, 0, ScanStatus.RUNNING)
-    assert store.scan_coverage(scan).rules == frozenset({"a", "b"})
+    assert _scan_column(store, scan, "rules") == ["a", "b"]
 
 
 def test_done_hosts_after_two_chunks_and_merged_ports(store: Store, facts: Facts) -> None:
@@ -158,8 +167,7 @@ def test_done_hosts_after_two_chunks_and_merged_ports(store: Store, facts: Facts
     assert store.done_hosts(scan) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
     record = store.get_scan(scan)
     assert (record.hosts_done, record.status, record.error) == (3, ScanStatus.RUNNING, None)
-    coverage = store.scan_coverage(scan)
-    assert {p: str(s) for p, s in coverage.ports.items()} == {"tcp": "1-200,443", "udp": "53"}
+    assert _scan_column(store, scan, "ports_scanned") == {"tcp": "1-200,443", "udp": "53"}
 
 
 def test_every_host_is_stored_with_its_state_and_services(store: Store, facts: Facts) -> None:
@@ -209,3 +217,56 @@ def test_invalid_ports_scanned_stores_nothing(store: Store, facts: Facts) -> Non
         store.record_chunk(scan, [facts.host()], [facts.finding()], {"tcp": "21-ssh"})
     assert store.done_hosts(scan) == set()
     assert store.findings() == []
+
+
+def test_is_done_answers_for_one_batch_of_addresses(store: Store, facts: Facts) -> None:
+    scan = facts.scan(hosts_total=1300)
+    stored = [f"127.0.{i // 250}.{i % 250 + 1}" for i in range(0, 1300, 3)]
+    store.record_chunk(scan, [facts.host(a, HostState.DOWN) for a in stored], [], {"tcp": "21"})
+    other = facts.scan()
+    store.record_chunk(other, [facts.host("127.0.9.9")], [], {"tcp": "21"})
+    asked = [f"127.0.{i // 250}.{i % 250 + 1}" for i in range(1300)]  # more than one batch
+    assert store.is_done(scan, [*asked, "127.0.9.9", asked[0]]) == set(stored)
+    assert store.is_done(scan, asked[1:3]) == set()
+    assert store.is_done(scan, []) == set()
+    assert store.is_done(other, asked) == set()
+    assert store.is_done(other, ["127.0.9.9"]) == {"127.0.9.9"}
+    assert store.is_done(scan, asked) == store.done_hosts(scan)
+    with pytest.raises(ConfigError, match="no scan 99"):
+        store.is_done(99, asked)
+
+
+def test_store_and_reports_order_findings_the_same_way(store: Store, facts: Facts) -> None:
+    scan = facts.scan(rules=("a", "b"), hosts_total=5)
+    hosts = ["127.0.0.10", "127.0.0.9", "::1", "10.0.0.1", "db.lab"]
+    found = [
+        facts.finding(rule=rule, host=host, port=port, proto=proto, severity=severity)
+        for host in hosts
+        for rule, port, proto, severity in [
+            ("a", 0, "tcp", Severity.HIGH),
+            ("b", None, None, Severity.HIGH),
+            ("a", 53, "udp", Severity.HIGH),
+            ("b", 53, "tcp", Severity.HIGH),
+            ("a", 22, "tcp", Severity.LOW),
+        ]
+    ]
+    store.record_chunk(scan, [facts.host(h) for h in hosts], found, {"tcp": "1-100"})
+    listed = store.findings()
+    # Host-level (no port) before port 0, tcp before udp, whatever the rule ids say.
+    assert [(f.host, f.port, f.proto, f.rule_id) for f in listed[:6]] == [
+        ("10.0.0.1", None, None, "b"),
+        ("10.0.0.1", 0, "tcp", "a"),
+        ("10.0.0.1", 53, "tcp", "b"),
+        ("10.0.0.1", 53, "udp", "a"),
+        ("127.0.0.9", None, None, "b"),
+        ("127.0.0.9", 0, "tcp", "a"),
+    ]
+    assert [f.host for f in listed if f.severity is Severity.LOW] == [
+        "10.0.0.1",
+        "127.0.0.9",
+        "127.0.0.10",
+        "::1",
+        "db.lab",
+    ]
+    for shuffled in (listed[::-1], sorted(listed, key=lambda f: f.fingerprint)):
+        assert ordered(shuffled) == listed

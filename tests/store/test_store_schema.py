@@ -9,6 +9,7 @@ import pytest
 import sqlite_utils
 
 from scanner.errors import ConfigError
+from scanner.model import FindingStatus, Host, HostState, ScanStatus, fingerprint
 from scanner.store import Store
 from scanner.store.schema import LATEST_VERSION, MIGRATIONS, migrate, schema_version
 
@@ -20,6 +21,7 @@ TABLES = {
     "findings",
     "observations",
     "finding_events",
+    "scan_undetermined",
 }
 
 
@@ -133,3 +135,74 @@ def test_status_and_state_columns_reject_unknown_values(db_path: Path) -> None:
         store.db.execute(
             "INSERT INTO scans (started, status) VALUES ('2026-01-01T00:00:00Z', 'exploded')"
         )
+
+
+def test_migration_two_upgrades_a_version_one_database_with_findings(db_path: Path) -> None:
+    db = sqlite_utils.Database(_raw(db_path))
+    migrate(db, str(db_path), MIGRATIONS[:1])
+    at = "2026-01-01T00:00:00Z"
+    fp = fingerprint("ftp.anonymous", "127.0.0.1", "tcp", 21)
+    for sql, values in [
+        (
+            "INSERT INTO scans (id, started, finished, status, rules, ports_scanned)"
+            " VALUES (1, ?, ?, 'completed', '[\"ftp.anonymous\"]', '{\"tcp\": \"21\"}')",
+            [at, at],
+        ),
+        ("INSERT INTO hosts VALUES ('127.0.0.1', NULL, ?, ?, 'up')", [at, at]),
+        ("INSERT INTO scan_hosts VALUES (1, '127.0.0.1', NULL, 'up', NULL, ?)", [at]),
+        (
+            "INSERT INTO findings (fingerprint, rule_id, severity, confidence, title, host, port,"
+            " proto, status, first_seen, last_seen, last_scan_id) VALUES (?, 'ftp.anonymous',"
+            " 'high', 'certain', 'Anonymous FTP', '127.0.0.1', 21, 'tcp', 'open', ?, ?, 1)",
+            [fp, at, at],
+        ),
+        ("INSERT INTO observations VALUES (1, ?, ?)", [fp, at]),
+    ]:
+        db.execute(sql, values)
+    db.close()
+    assert _user_version(db_path) == 1
+    with Store(db_path) as store:
+        assert schema_version(store.db) == LATEST_VERSION == 2
+        assert store.db["scan_undetermined"].pks == [
+            "scan_id",
+            "address",
+            "proto",
+            "port",
+            "rule_id",
+        ]
+        (kept,) = store.findings()
+        assert (kept.fingerprint, kept.status, kept.last_scan_id) == (fp, FindingStatus.OPEN, 1)
+        # The upgraded database takes undetermined rules, and they keep the old finding open.
+        scan = store.create_scan(
+            targets=["127.0.0.1"],
+            scope=[],
+            excludes=[],
+            packs=[],
+            rules=["ftp.anonymous"],
+            options={},
+            hosts_total=1,
+        )
+        host = Host("127.0.0.1", HostState.UP)
+        store.record_chunk(
+            scan, [host], [], {"tcp": "21"}, [("127.0.0.1", "tcp", 21, "ftp.anonymous")]
+        )
+        assert store.finish_scan(scan, ScanStatus.COMPLETED).undetermined == 1
+        assert store.get_finding(fp).status is FindingStatus.OPEN
+    conn = _raw(db_path)
+    try:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("SELECT count(*) FROM scan_undetermined").fetchone()[0] == 1
+    finally:
+        conn.close()
+
+
+def test_another_programs_database_is_refused_untouched(db_path: Path) -> None:
+    conn = _raw(db_path)
+    conn.execute("CREATE TABLE bookmarks (url TEXT)")
+    conn.close()
+    before = db_path.read_bytes()
+    for create in (True, False):
+        with pytest.raises(ConfigError, match="database of another program"):
+            Store(db_path, create=create)
+    assert db_path.read_bytes() == before
+    assert _user_version(db_path) == 0
