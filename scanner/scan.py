@@ -7,8 +7,10 @@ finished and can be resumed host by host.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +18,20 @@ from typing import Any
 from scanner.errors import ConfigError, ScanFailedError
 from scanner.model import Finding, Host, HostState, ScanRecord, ScanStatus
 from scanner.probes.checks import run_checks
-from scanner.probes.portscan import PortSpec, parse_ports, scan_chunk
+from scanner.probes.portscan import PortSpec, parse_nmap_time, parse_ports, scan_chunk
 from scanner.rules import RuleSet, evaluate
-from scanner.store.db import Store
-from scanner.targets import Target, TargetSet, parse_targets
+from scanner.safetext import for_terminal
+from scanner.store.db import Store, Undetermined
+from scanner.targets import Resolver, Scope, Target, TargetSet, parse_targets
+
+log = logging.getLogger(__name__)
+
+# Keys of a scan's stored options that fix what it scans, whatever happens to DNS and files.
+_EXPANDED_TARGETS = "expanded_targets"
+_HOSTNAMES = "hostnames"
+_EXPANDED_SCOPE = "expanded_scope"
+_RULE_IDS = "rule_ids"  # the store keeps them too, but does not hand them back
+_MAX_IDS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,9 @@ class ScanOptions:
             raise ConfigError(f"--concurrency must be between 1 and 64, not {self.concurrency}")
         if self.chunk_size < 1 or self.chunk_size > 4096:
             raise ConfigError(f"--chunk-size must be between 1 and 4096, not {self.chunk_size}")
-        parse_ports(self.ports)  # fail on a bad port list before anything starts
+        # Fail on a bad port list or timeout before anything starts (or is recorded).
+        parse_ports(self.ports)
+        parse_nmap_time(self.host_timeout)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,11 +104,33 @@ def _single_family(chunks: Iterator[list[Target]]) -> Iterator[list[Target]]:
             yield [t for t in chunk if ":" in t.address]
 
 
+def undetermined_rules(ruleset: RuleSet, hosts: Iterable[Host]) -> list[Undetermined]:
+    """(address, proto, port, rule id) for each rule reading facts of a check that applied to a
+    service of an up host but got no answer (`Service.checks[name] == {}`): the scan cannot tell
+    whether that rule holds there, so an earlier finding of it must not count as fixed."""
+    reading_checks = [rule for rule in ruleset.rules if rule.check_namespaces]
+    found: list[Undetermined] = []
+    for host in hosts:
+        if host.state is not HostState.UP:
+            continue
+        for service in host.services:
+            silent = {name for name, facts in service.checks.items() if not facts}
+            if not silent:
+                continue
+            found.extend(
+                (host.address, service.proto, service.port, rule.id)
+                for rule in reading_checks
+                if rule.check_namespaces & silent
+            )
+    return found
+
+
 @dataclass(frozen=True)
 class _ChunkWork:
     hosts: list[Host]
     findings: list[Finding]
     ports_scanned: dict[str, str]
+    undetermined: list[Undetermined] = field(default_factory=list)
 
 
 def _scan_one_chunk(
@@ -118,35 +154,129 @@ def _scan_one_chunk(
         run_checks(h, timeout=options.check_timeout) if h.state is HostState.UP else h
         for h in result.hosts
     ]
-    return _ChunkWork(hosts, evaluate(ruleset, hosts), dict(result.ports_scanned))
+    return _ChunkWork(
+        hosts,
+        evaluate(ruleset, hosts),
+        dict(result.ports_scanned),
+        undetermined_rules(ruleset, hosts),
+    )
 
 
 def start_scan(
     store: Store,
     targets: TargetSet,
     *,
-    scope: tuple[str, ...],
+    scope: Scope | None,
     excludes: tuple[str, ...],
     ruleset: RuleSet,
     options: ScanOptions,
 ) -> int:
-    """Record a new scan (status running) and return its id."""
+    """Record a new scan (status running) and return its id.
+
+    Besides the specs as given, the scan keeps its targets and scope expanded (address ranges,
+    the names each address was given as), so `--resume` scans exactly these addresses even if
+    DNS answers, @files or scope files have changed since.
+    """
+    stored = options.as_dict()
+    stored[_EXPANDED_TARGETS] = targets.canonical()
+    stored[_HOSTNAMES] = targets.labels
+    stored[_EXPANDED_SCOPE] = scope.canonical() if scope is not None else None
+    stored[_RULE_IDS] = sorted(rule.id for rule in ruleset.rules)
     return store.create_scan(
         targets=targets.specs,
-        scope=scope,
+        scope=scope.specs if scope is not None else (),
         excludes=excludes,
         packs=ruleset.pack_labels(),
         rules=[r.id for r in ruleset.rules],
-        options=options.as_dict(),
+        options=stored,
         hosts_total=len(targets),
     )
 
 
-def resume_targets(scan: ScanRecord) -> tuple[TargetSet, ScanOptions]:
-    """The targets and options of a stored scan, to scan what it has not finished."""
+def _damaged(scan: ScanRecord, what: str) -> ConfigError:
+    return ConfigError(
+        f"scan {scan.id}'s stored {what} is damaged, so it cannot be resumed exactly; "
+        "start a new scan"
+    )
+
+
+def _string_list(scan: ScanRecord, key: str) -> list[str] | None:
+    value = scan.options.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _damaged(scan, key.replace("_", " "))
+    return value
+
+
+def _refuse_resolving(name: str) -> list[str]:
+    raise ConfigError(f"a resumed scan does not look up names, yet {for_terminal(name)!r} came up")
+
+
+def resume_targets(
+    scan: ScanRecord, *, resolve: Resolver | None = None
+) -> tuple[TargetSet, ScanOptions]:
+    """The targets and options of a stored scan, to scan what it has not finished.
+
+    The targets are the addresses the scan expanded when it started (no name is resolved again,
+    no @file read again). A scan stored before posture kept them is parsed from its specs, with
+    `resolve` (default: the system resolver) for the names among them.
+    """
     if scan.status is ScanStatus.COMPLETED:
         raise ConfigError(f"scan {scan.id} is already complete: nothing to resume")
-    return parse_targets(scan.targets, scan.excludes), ScanOptions.from_dict(dict(scan.options))
+    options = ScanOptions.from_dict(dict(scan.options))
+    expanded = _string_list(scan, _EXPANDED_TARGETS)
+    if expanded is None:
+        return parse_targets(scan.targets, scan.excludes, resolve=resolve), options
+    labels = scan.options.get(_HOSTNAMES) or {}
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise _damaged(scan, "host names")
+    targets = parse_targets(expanded, (), resolve=_refuse_resolving, labels=labels)
+    if len(targets) != scan.hosts_total:
+        raise _damaged(scan, f"target list ({len(targets)} addresses, not {scan.hosts_total})")
+    return targets, options
+
+
+def resume_scope(scan: ScanRecord) -> Scope | None:
+    """The scope a stored scan was started with (as expanded then), or None if it had none."""
+    if not scan.scope:
+        return None
+    expanded = _string_list(scan, _EXPANDED_SCOPE)
+    return Scope.parse(expanded if expanded is not None else scan.scope)
+
+
+def _shown_ids(ids: Collection[str]) -> str:
+    ordered = sorted(ids)
+    shown = ", ".join(for_terminal(i, 100) for i in ordered[:_MAX_IDS_SHOWN])
+    more = len(ordered) - _MAX_IDS_SHOWN
+    return f"{shown}, … and {more} more" if more > 0 else shown
+
+
+def check_resume_rules(scan: ScanRecord, ruleset: RuleSet) -> None:
+    """Refuse (ConfigError) to resume a scan with other rules than it started with: its hosts
+    would be judged by two rule sets, and findings closed or kept by the wrong ones."""
+    stored_ids = _string_list(scan, _RULE_IDS)
+    if stored_ids is None:  # a scan stored before its rule ids were kept: compare the packs
+        current_packs, stored_packs = set(ruleset.pack_labels()), set(scan.packs)
+        if current_packs == stored_packs:
+            return
+        added, removed, what = current_packs - stored_packs, stored_packs - current_packs, "packs"
+    else:
+        current, stored = {rule.id for rule in ruleset.rules}, set(stored_ids)
+        if current == stored:
+            return
+        added, removed, what = current - stored, stored - current, "rules"
+    parts = []
+    if added:
+        parts.append(f"{len(added)} {what} loaded now that it did not have: {_shown_ids(added)}")
+    if removed:
+        parts.append(f"{len(removed)} {what} it had that are not loaded: {_shown_ids(removed)}")
+    raise ConfigError(
+        f"scan {scan.id} was started with other {what}; {'; '.join(parts)}. Resume it with the "
+        "same rule packs (the same --rules and posture.toml packs), or start a new scan"
+    )
 
 
 def run_scan(
@@ -169,14 +299,45 @@ def run_scan(
     observer.started(scan_id, total, len(done))
     cancel = threading.Event()
     outcome_counts = {"new": 0, "reopened": 0, "seen": 0}
-    states: dict[str, int] = {}
     stored_hosts = len(done)
+    # A chunk stays here until it is stored: after a failure, whatever finished is still found.
     in_flight: dict[Future[_ChunkWork], tuple[int, list[float]]] = {}
     findings_so_far = 0
 
     def report_progress() -> None:
         partial = sum(size * frac[0] for size, frac in in_flight.values())
         observer.advanced(stored_hosts + partial, stored_hosts, findings_so_far)
+
+    def store_chunk(future: Future[_ChunkWork]) -> None:
+        nonlocal stored_hosts, findings_so_far
+        work = future.result()  # a failed chunk raises: it fails the whole scan
+        summary = store.record_chunk(
+            scan_id,
+            work.hosts,
+            work.findings,
+            work.ports_scanned,
+            undetermined=work.undetermined,
+        )
+        in_flight.pop(future)
+        stored_hosts += len(work.hosts)
+        findings_so_far += len(work.findings)
+        for key in outcome_counts:
+            outcome_counts[key] += getattr(summary, key, 0)
+
+    def store_what_finished() -> None:
+        """After a failure or an interrupt: store every chunk that finished successfully."""
+        for future in list(in_flight):
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                continue
+            try:
+                store_chunk(future)
+            except Exception as exc:  # the store itself fails: the others would fail alike
+                log.warning(
+                    "scan %d: a finished chunk could not be stored: %s",
+                    scan_id,
+                    for_terminal(exc, 300),
+                )
+                return
 
     chunks = _single_family(targets.chunks(options.chunk_size, skip=done))
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="posture-scan")
@@ -202,20 +363,13 @@ def run_scan(
                 break
             finished, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
-                in_flight.pop(future)
-                work = future.result()  # a failed chunk fails the whole scan
-                summary = store.record_chunk(scan_id, work.hosts, work.findings, work.ports_scanned)
-                stored_hosts += len(work.hosts)
-                findings_so_far += len(work.findings)
-                for key in outcome_counts:
-                    outcome_counts[key] += getattr(summary, key, 0)
-                for host in work.hosts:
-                    states[host.state.value] = states.get(host.state.value, 0) + 1
+                store_chunk(future)
             report_progress()
     except BaseException as exc:
-        # Stop every nmap still running before waiting for the workers.
+        # Stop every nmap still running, wait for the workers, then keep what finished.
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
+        store_what_finished()
         if isinstance(exc, KeyboardInterrupt):
             store.finish_scan(scan_id, ScanStatus.INTERRUPTED, error="interrupted by the user")
             raise
@@ -228,9 +382,11 @@ def run_scan(
         raise
     pool.shutdown(wait=True)
     lifecycle = store.finish_scan(scan_id, ScanStatus.COMPLETED)
+    # Every host of the scan, including those a run before a --resume stored.
+    states = Counter(host.state.value for host in store.scan_hosts(scan_id))
     return ScanOutcome(
         scan=store.get_scan(scan_id),
-        hosts_by_state=states,
+        hosts_by_state=dict(states),
         findings_seen=findings_so_far,
         new=outcome_counts["new"],
         reopened=outcome_counts["reopened"],

@@ -10,9 +10,10 @@ import bisect
 import ipaddress
 import itertools
 import math
+import os
 import re
 import socket
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +24,8 @@ from scanner.safetext import for_terminal
 MAX_ADDRESSES = 2**24  # more than this in one scan is almost always a typo in a prefix
 MAX_PATTERN_RANGES = 65_536  # separate ranges one nmap-style octet pattern may expand to
 MAX_LISTED = 50  # targets named in one scope error
+MAX_LIST_FILE_BYTES = 16 * 1024 * 1024  # an @file larger than this is not a target list
+MAX_LIST_LINE = 4096  # characters in one line of an @file
 _MAX_SHOWN_RANGES = 3  # sub-ranges shown per target in an error
 
 _V4_MAX = 2**32 - 1
@@ -156,6 +159,17 @@ def _format_ranges(ranges: _Ranges) -> str:
     return ", ".join(shown)
 
 
+def _canonical(ranges: _Ranges) -> list[str]:
+    """Each interval as "first-last" (or one address): specs that parse back to `ranges`
+    without a resolver or a file."""
+    out: list[str] = []
+    for version, intervals in ranges.families():
+        for lo, hi in intervals:
+            text = _format(version, lo)
+            out.append(text if lo == hi else f"{text}-{_format(version, hi)}")
+    return out
+
+
 def _address_key(address: object) -> tuple[int, int] | None:
     """(version, integer) of an address string; None when it is not one."""
     if not isinstance(address, str):
@@ -234,10 +248,37 @@ def _read_list(path_text: str, kind: str) -> Iterator[_Piece]:
     if not path_text:
         raise ConfigError(f"{kind} '@': a file name must follow '@' (e.g. @hosts.txt)")
     path = Path(path_text)
+    shown = for_terminal(str(path), 200)
     try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                where = f"{path}:{number}"
+        with path.open(encoding="utf-8", newline=None) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_LIST_FILE_BYTES:
+                raise ConfigError(
+                    f"{kind} list {shown}: {size:,} bytes, more than the "
+                    f"{MAX_LIST_FILE_BYTES // (1024 * 1024)} MiB a list may hold; "
+                    "split it or use CIDRs and ranges"
+                )
+            read = 0
+            number = 0
+            while True:
+                # Bounded reads: a file without newlines (or one still growing) is never
+                # buffered whole.
+                line = handle.readline(MAX_LIST_LINE + 1)
+                if not line:
+                    break
+                number += 1
+                where = f"{shown}:{number}"
+                if len(line) > MAX_LIST_LINE and not line.endswith("\n"):
+                    raise ConfigError(
+                        f"{where}: {kind} list line is longer than {MAX_LIST_LINE} characters; "
+                        "put one target (or a few) per line"
+                    )
+                read += len(line)
+                if read > MAX_LIST_FILE_BYTES:
+                    raise ConfigError(
+                        f"{where}: {kind} list {shown} holds more than "
+                        f"{MAX_LIST_FILE_BYTES // (1024 * 1024)} MiB; split it or use CIDRs"
+                    )
                 for text in _split(line.split("#", 1)[0]):
                     if text.startswith("@"):
                         raise _Piece(text, where).fail(
@@ -245,11 +286,13 @@ def _read_list(path_text: str, kind: str) -> Iterator[_Piece]:
                         )
                     yield _Piece(text, where)
     except FileNotFoundError:
-        raise ConfigError(f"{kind} list {path}: file not found; check the path after '@'") from None
+        raise ConfigError(
+            f"{kind} list {shown}: file not found; check the path after '@'"
+        ) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{kind} list {path}: not UTF-8 text") from None
+        raise ConfigError(f"{kind} list {shown}: not UTF-8 text") from None
     except OSError as exc:
-        raise ConfigError(f"{kind} list {path}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{kind} list {shown}: cannot read: {exc.strerror or exc}") from None
 
 
 def _pieces(specs: Iterable[str], kind: str) -> Iterator[_Piece]:
@@ -489,6 +532,17 @@ class TargetSet:
         key = _address_key(address)
         return key is not None and self._ranges.contains(*key)
 
+    def canonical(self) -> list[str]:
+        """The addresses (after exclusions) as merged ranges "first-last" and single addresses:
+        `parse_targets` of these gives the same set again, with no DNS lookup and no file read.
+        A resumed scan uses them to scan exactly what the original scan meant."""
+        return _canonical(self._ranges)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Address → the host name it was given as, for the addresses that came from names."""
+        return {_format(version, value): name for (version, value), name in self._labels.items()}
+
     def __repr__(self) -> str:
         return f"TargetSet(specs={self.specs!r}, excludes={self.excludes!r}, addresses={len(self)})"
 
@@ -527,10 +581,17 @@ class TargetSet:
 
 
 def parse_targets(
-    specs: Iterable[str], exclude: Iterable[str] = (), *, resolve: Resolver | None = None
+    specs: Iterable[str],
+    exclude: Iterable[str] = (),
+    *,
+    resolve: Resolver | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> TargetSet:
     """Targets from specs (addresses, CIDRs, ranges, host names, @files, comma lists) minus the
-    exclusions (same forms). Raises ConfigError naming the spec (and file:line) that is wrong."""
+    exclusions (same forms). Raises ConfigError naming the spec (and file:line) that is wrong.
+
+    `labels` (address → host name, as `TargetSet.labels` gives them) names addresses without a
+    lookup: with `TargetSet.canonical()` specs it rebuilds a stored set exactly."""
     spec_list, exclude_list = tuple(specs), tuple(exclude)
     names = _Names(resolve or resolve_host)
     items: list[_Item] = []
@@ -552,8 +613,18 @@ def parse_targets(
             f"the targets add up to {total:,} addresses, more than {MAX_ADDRESSES:,} "
             "(a /8) in one scan; narrow them (check the prefix lengths) or split the scan"
         )
-    labels = {key: name for key, name in names.labels.items() if final.contains(*key)}
-    return TargetSet(spec_list, exclude_list, tuple(items), final, labels)
+    given: dict[tuple[int, int], str] = {}
+    for address, name in (labels or {}).items():
+        key = _address_key(address)
+        if key is None or not isinstance(name, str) or not _is_host_name(name):
+            raise ConfigError(
+                f"host name label {_quoted(str(name))} for {_quoted(str(address))} is not an "
+                "address and a host name"
+            )
+        given[key] = name
+    found = {**names.labels, **given}
+    kept = {key: name for key, name in found.items() if final.contains(*key)}
+    return TargetSet(spec_list, exclude_list, tuple(items), final, kept)
 
 
 class Scope:
@@ -581,6 +652,11 @@ class Scope:
     def __contains__(self, address: object) -> bool:
         key = _address_key(address)
         return key is not None and self._ranges.contains(*key)
+
+    def canonical(self) -> list[str]:
+        """The scope as merged ranges and single addresses, which `Scope.parse` reads back to
+        the same scope without reading a file."""
+        return _canonical(self._ranges)
 
     def __repr__(self) -> str:
         return f"Scope(specs={self.specs!r})"

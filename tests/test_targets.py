@@ -16,6 +16,8 @@ from scanner.errors import ConfigError, ScopeError
 from scanner.targets import (
     _SPECIAL_V4,
     _SPECIAL_V6,
+    MAX_LIST_FILE_BYTES,
+    MAX_LIST_LINE,
     MAX_LISTED,
     Scope,
     Target,
@@ -282,6 +284,26 @@ def test_bad_line_in_a_file_names_path_and_line(tmp_path: Path, line: str, reaso
     assert reason in str(caught.value)
 
 
+def test_overlong_line_in_a_file_names_path_and_line(tmp_path: Path) -> None:
+    listing = tmp_path / "hosts.txt"
+    listing.write_text("10.0.0.1\n" + "1" * (MAX_LIST_LINE + 1) + "\n10.0.0.2\n")
+    with pytest.raises(ConfigError) as caught:
+        parse(f"@{listing}")
+    assert str(caught.value).startswith(f"{listing}:2: ")
+    assert f"longer than {MAX_LIST_LINE} characters" in str(caught.value)
+    # A line of exactly the limit is read (and judged on what it says).
+    listing.write_text("10.0.0.1" + " " * (MAX_LIST_LINE - 8) + "\n10.0.0.2")
+    assert addresses(parse(f"@{listing}")) == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_oversized_file_is_refused_before_reading_it(tmp_path: Path) -> None:
+    listing = tmp_path / "huge.txt"
+    with listing.open("wb") as handle:  # sparse: costs no disk
+        handle.truncate(MAX_LIST_FILE_BYTES + 1)
+    with pytest.raises(ConfigError, match=r"huge\.txt: 16,777,217 bytes, more than the 16 MiB"):
+        parse(f"@{listing}")
+
+
 def test_hostile_spec_text_is_escaped_and_bounded() -> None:
     with pytest.raises(ConfigError) as caught:
         parse("\x1b]0;pwned\x07" + "y" * 5000)
@@ -445,7 +467,7 @@ def test_global_name_is_named_with_its_address() -> None:
 
 
 def _edges(networks: tuple[str, ...]) -> list[str]:
-    found = []
+    found: list[str] = []
     for text in networks:
         net = ipaddress.ip_network(text)
         make = ipaddress.IPv4Address if net.version == 4 else ipaddress.IPv6Address
@@ -605,3 +627,58 @@ def test_scope_refuses_exactly_when_a_target_lies_outside(
             check_scope(targets, scope)
     else:
         check_scope(targets, scope)
+
+
+# --- canonical forms: what a resumed scan scans ---------------------------------------------
+
+
+def test_canonical_targets_are_merged_ranges_after_exclusions() -> None:
+    targets = parse("10.0.0.0/30", "10.0.0.4", "10.0.0.9", "db.corp.example", exclude=("10.0.0.2",))
+    assert targets.canonical() == [
+        "10.0.0.0-10.0.0.1",
+        "10.0.0.3-10.0.0.5",
+        "10.0.0.9",
+        "2001:db8::5",
+    ]
+    assert targets.labels == {"10.0.0.5": "db.corp.example", "2001:db8::5": "db.corp.example"}
+
+
+def test_canonical_specs_parse_back_without_dns_or_files(tmp_path: Path) -> None:
+    listing = tmp_path / "hosts.txt"
+    listing.write_text("10.0.1-2.*\napp.example\n")
+    original = parse(f"@{listing}", "db.corp.example", exclude=("10.0.2.128/25",))
+    listing.unlink()
+
+    def no_dns(name: str) -> list[str]:
+        raise AssertionError(f"looked up {name}")
+
+    again = parse_targets(original.canonical(), resolve=no_dns, labels=original.labels)
+    assert list(again) == list(original)  # same addresses, same names, same order
+    assert again.canonical() == original.canonical() and again.labels == original.labels
+
+
+def test_labels_outside_the_set_are_dropped_and_bad_ones_refused() -> None:
+    targets = parse_targets(["10.0.0.1"], labels={"10.0.0.1": "a.example", "10.0.0.2": "b.example"})
+    assert targets.labels == {"10.0.0.1": "a.example"}
+    with pytest.raises(ConfigError, match="not an address and a host name"):
+        parse_targets(["10.0.0.1"], labels={"10.0.0.1": "bad name\x1b[2J"})
+
+
+def test_canonical_scope_reads_back_without_its_file(tmp_path: Path) -> None:
+    scope_file = tmp_path / "scope.txt"
+    scope_file.write_text("10.0.0.0/25\n10.0.0.128-10.0.0.130\n2001:db8::/126\n")
+    scope = Scope.parse([f"@{scope_file}", "10.0.1.1"])
+    assert scope.canonical() == ["10.0.0.0-10.0.0.130", "10.0.1.1", "2001:db8::-2001:db8::3"]
+    scope_file.unlink()
+    again = Scope.parse(scope.canonical())
+    assert again.canonical() == scope.canonical()
+    assert "10.0.0.130" in again and "10.0.0.131" not in again
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(specs(), min_size=1, max_size=5), st.lists(specs(), max_size=3))
+def test_canonical_round_trip_matches_the_set(wanted: list[Spec], excluded: list[Spec]) -> None:
+    targets = parse_targets([t for t, _ in wanted], [t for t, _ in excluded])
+    again = parse_targets(targets.canonical())
+    assert addresses(again) == addresses(targets)
+    assert again.canonical() == targets.canonical()

@@ -17,7 +17,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from scanner.cli.common import console, db_option, json_option, resolve_db
+from scanner.cli.common import SEVERITY_STYLE, console, db_option, json_option, resolve_db
 from scanner.model import FindingStatus, ScanRecord, Severity, StoredFinding
 from scanner.safetext import for_terminal
 from scanner.store import FindingEvent, Store
@@ -25,13 +25,6 @@ from scanner.store.export import event_as_dict, finding_as_dict, scan_as_dict
 
 FINGERPRINT_SHOWN = 12  # hex digits of a fingerprint in tables; any unique 8+ are accepted back
 DEFAULT_STATUSES = (FindingStatus.OPEN, FindingStatus.REOPENED)
-_SEVERITY_STYLE = {
-    Severity.CRITICAL: "bold red",
-    Severity.HIGH: "red",
-    Severity.MEDIUM: "yellow",
-    Severity.LOW: "cyan",
-    Severity.INFO: "dim",
-}
 _NO_WRAP = {"Severity", "Status", "Port", "Fingerprint", "At", "Id", "Started", "Finished"}
 _LISTING_OPTIONS = {
     "severity": "--severity",
@@ -72,7 +65,7 @@ def findings_table(findings: Iterable[StoredFinding], title: str | None = None) 
     for f in findings:
         host = f.host if not f.hostname else f"{f.host} ({f.hostname})"
         table.add_row(
-            Text(f.severity.value, style=_SEVERITY_STYLE[f.severity]),
+            Text(f.severity.value, style=SEVERITY_STYLE[f.severity.value]),
             Text(f.status.value),
             _safe(host),
             _safe(_where(f)),

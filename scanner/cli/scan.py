@@ -25,7 +25,15 @@ from scanner.errors import EXIT_FINDINGS, ConfigError
 from scanner.model import FindingStatus, Severity
 from scanner.probes.portscan import find_nmap
 from scanner.rules import default_pack_paths, load_packs
-from scanner.scan import ScanObserver, ScanOptions, resume_targets, run_scan, start_scan
+from scanner.scan import (
+    ScanObserver,
+    ScanOptions,
+    check_resume_rules,
+    resume_scope,
+    resume_targets,
+    run_scan,
+    start_scan,
+)
 from scanner.store.db import Store
 from scanner.store.export import finding_as_dict
 from scanner.targets import Scope, check_scope, parse_targets
@@ -134,21 +142,22 @@ def scan_command(
     if resume_id is not None:
         if targets:
             raise ConfigError("--resume takes no targets: it scans what scan ID has left")
-        store = Store(db)
+        store = Store(db, create=False)  # a mistyped --db must not create an empty database
         scan = store.get_scan(resume_id)
         target_set, options = resume_targets(scan)
-        scope = Scope.parse(scan.scope) if scan.scope else None
-        check_scope(target_set, scope)
+        check_resume_rules(scan, ruleset)
+        check_scope(target_set, resume_scope(scan))
         scan_id = resume_id
     else:
         if not targets:
             raise click.UsageError("give at least one target (or --resume SCAN_ID)")
         defaults = cfg.scan
+        # `is not None`, not `or`: --concurrency 0 is an error, not the default.
         options = ScanOptions(
-            ports=ports or defaults.ports,
-            host_timeout=host_timeout or defaults.timeout,
-            concurrency=concurrency or defaults.concurrency,
-            chunk_size=chunk_size or defaults.chunk_size,
+            ports=ports if ports is not None else defaults.ports,
+            host_timeout=host_timeout if host_timeout is not None else defaults.timeout,
+            concurrency=concurrency if concurrency is not None else defaults.concurrency,
+            chunk_size=chunk_size if chunk_size is not None else defaults.chunk_size,
             no_ping=no_ping,
         )
         all_excludes = (*cfg.exclude, *excludes)
@@ -162,7 +171,7 @@ def scan_command(
         scan_id = start_scan(
             store,
             target_set,
-            scope=tuple(scope_list),
+            scope=scope,
             excludes=tuple(all_excludes),
             ruleset=ruleset,
             options=options,

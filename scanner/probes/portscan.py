@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element, ParseError
@@ -65,7 +66,8 @@ def _overall_progress(line: bytes) -> float | None:
 _HOST_TIMEOUT_ARG = re.compile(r"--host-timeout[ =](\S+)")
 
 _MAX_STDOUT_LINE = 4096  # nmap's own lines are short; longer ones are split, never buffered whole
-_MAX_XML_BYTES = 512 * 1024 * 1024
+# A 4096-host chunk of -sV results is a few MiB of XML; far more means something is wrong.
+_MAX_XML_BYTES = 64 * 1024 * 1024
 _STDERR_TAIL_BYTES = 4096
 _STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 _WATCH_INTERVAL = 0.2  # how quickly a cancel request reaches nmap
@@ -153,6 +155,32 @@ def find_nmap() -> str:
     if path is None:
         raise ToolMissingError(NMAP_INSTALL_HINT)
     return path
+
+
+@cache
+def _death_signal_prefix() -> tuple[str, ...]:
+    """`setpriv --pdeathsig KILL --` when util-linux's setpriv supports it, else nothing.
+
+    The kernel then kills nmap when the thread that started it ends, even if posture itself is
+    killed with SIGKILL. (`preexec_fn` could set PR_SET_PDEATHSIG too, but it is unsafe in a
+    threaded program.) The worker thread waits for nmap, so its end means posture's end.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    try:
+        probe = subprocess.run(
+            [setpriv, "--help"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    if b"--pdeathsig" not in probe.stdout + probe.stderr:
+        return ()  # util-linux before 2.33
+    return (setpriv, "--pdeathsig", "KILL", "--")
 
 
 def is_privileged() -> bool:
@@ -275,9 +303,15 @@ def scan_chunk(
         started = time.monotonic()
         with stderr_path.open("wb") as stderr:
             try:
-                # stdin from /dev/null: nmap reads keystrokes from a terminal to interact
+                # stdin from /dev/null: nmap reads keystrokes from a terminal to interact.
+                # A session of its own: a terminal's Ctrl-C reaches only posture, which then
+                # stops nmap itself (and marks the scan interrupted, not failed).
                 proc = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
+                    [*_death_signal_prefix(), *cmd],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 raise ScanFailedError(f"cannot run {nmap_path}: {exc}") from None

@@ -24,7 +24,7 @@ import pytest
 from demo.lab import Lab, ServiceLoop, hang_up, telnet
 
 ROOT = Path(__file__).resolve().parents[2]
-SARIF_SCHEMA = ROOT.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"
 IS_ROOT = os.geteuid() == 0
 HAS_NMAP = shutil.which("nmap") is not None
 
@@ -130,10 +130,9 @@ def test_scan_of_the_lab_finds_the_insecure_services(lab: Lab, tmp_path: Path) -
         assert out.stat().st_size > 500
     html = (tmp_path / "report.html").read_text()
     assert "baseline.docker-api-unauthenticated" in html and "<script" not in html
-    if SARIF_SCHEMA.exists():
-        sarif = json.loads((tmp_path / "report.sarif").read_text())
-        jsonschema.validate(sarif, json.loads(SARIF_SCHEMA.read_text()))
-        assert len(sarif["runs"][0]["results"]) == len(doc["findings"])
+    sarif = json.loads((tmp_path / "report.sarif").read_text())
+    jsonschema.validate(sarif, json.loads(SARIF_SCHEMA.read_text()))
+    assert len(sarif["runs"][0]["results"]) == len(doc["findings"])
 
 
 # --- lifecycle across scans of changing services ------------------------------------------------
@@ -155,8 +154,11 @@ def test_lifecycle_open_fixed_reopened_and_accepted(loop: ServiceLoop, tmp_path:
     loop.close()
     _, second = scan_json(*scan)
     assert second["findings_fixed"] == 1 and second["findings"] == []
-    shown = json.loads(posture("findings", "show", fp, "--db", db, "--json").stdout)
-    assert shown["finding"]["status"] == "fixed" if "finding" in shown else shown["status"]
+    shown_proc = posture("findings", "show", fp, "--db", db, "--json")
+    assert shown_proc.returncode == 0, shown_proc.stderr
+    shown = json.loads(shown_proc.stdout)  # the finding's fields plus its "events"
+    assert shown["fingerprint"] == fp and shown["status"] == "fixed"
+    assert shown["events"][-1]["to_status"] == "fixed"
 
     # It comes back: reopened, same fingerprint.
     again = ServiceLoop()
@@ -239,6 +241,101 @@ def test_killed_scan_keeps_finished_chunks_and_resumes(loop: ServiceLoop, tmp_pa
         assert finished <= killed_at + 1
     resumed = posture("scan", "--resume", "1", "--db", str(db))
     assert resumed.returncode == 2 and "already complete" in resumed.stderr
+
+
+def _nmap_child(parent: int, address: str, timeout: float) -> int | None:
+    """The pid of the nmap `parent` started to scan `address`, read from /proc (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                pids = children.read_text().split()
+            except OSError:
+                continue  # a thread ended while we looked
+            for pid in pids:
+                try:
+                    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if args[0].endswith(b"nmap") and address.encode() in args:
+                    return int(pid)
+        time.sleep(0.1)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@needs_nmap
+def test_nmap_dies_with_a_posture_killed_by_sigkill(loop: ServiceLoop, tmp_path: Path) -> None:
+    address = "127.0.72.10"
+    for port in (2001, 2002):
+        loop.serve(address, port, hang_up())  # keeps -sV busy: nmap would run for minutes
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "scan", address, "--ports", "2001-2002",
+         "--timeout", "5m", "--db", str(tmp_path / "p.db")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    nmap_pid = None
+    try:
+        nmap_pid = _nmap_child(proc.pid, address, timeout=60)
+        assert nmap_pid is not None, "posture never started nmap"
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert _gone_within(nmap_pid, 3), "nmap outlived the posture that started it"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        if nmap_pid is not None and _alive(nmap_pid):
+            os.kill(nmap_pid, signal.SIGKILL)
+
+
+@needs_nmap
+def test_ctrl_c_reaches_posture_only_which_stops_nmap(loop: ServiceLoop, tmp_path: Path) -> None:
+    address = "127.0.72.11"
+    loop.serve(address, 2001, hang_up())
+    db = tmp_path / "p.db"
+    # A process group of its own, as a terminal's foreground job; Ctrl-C signals the group.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "scan", address, "--ports", "2001",
+         "--timeout", "5m", "--db", str(db)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True,
+    )  # fmt: skip
+    nmap_pid = None
+    try:
+        nmap_pid = _nmap_child(proc.pid, address, timeout=60)
+        assert nmap_pid is not None, "posture never started nmap"
+        assert os.getpgid(nmap_pid) != os.getpgid(proc.pid)  # out of reach of the terminal
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        assert b"interrupted" in stderr and b"--resume" in stderr
+        assert _gone_within(nmap_pid, 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        if nmap_pid is not None and _alive(nmap_pid):
+            os.kill(nmap_pid, signal.SIGKILL)
+    with closing(sqlite3.connect(db)) as conn:
+        status, error = conn.execute("SELECT status, error FROM scans").fetchone()
+    assert status == "interrupted", error
 
 
 # --- refusals before a single packet ------------------------------------------------------------

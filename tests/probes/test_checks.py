@@ -4,6 +4,7 @@ emulated HTTP APIs, each on its own 127.0.53.x address."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from scanner.probes.checks.etcd import EtcdCheck
 from scanner.probes.checks.ftp import FtpCheck
 from scanner.probes.checks.memcached import MemcachedCheck
 from scanner.probes.checks.redis import RedisCheck
+from scanner.rules import service_facts
 from scanner.safetext import MAX_FIELD
 
 
@@ -237,7 +239,7 @@ def test_run_checks_attaches_facts_to_open_services(loop: ServiceLoop, daemon: A
             svc(9200, "http", product="Elasticsearch REST API"),
             svc(22, "ssh"),
             Service(port=2379, proto="tcp", state="closed", name="etcd-client"),
-            svc(11211),  # nothing listens: the check does not run, nothing is added
+            svc(11211),  # nothing listens: the check applied, got no answer, adds no fact
         ),
     )
     checked = run_checks(host, timeout=5.0)
@@ -245,8 +247,9 @@ def test_run_checks_attaches_facts_to_open_services(loop: ServiceLoop, daemon: A
     assert by_port[2375].checks["docker"]["unauthenticated"] is True
     assert by_port[6379].checks["redis"]["unauthenticated"] is True
     assert by_port[9200].checks["elasticsearch"]["version"] == "7.10.2"
-    assert by_port[22].checks == {} and by_port[2379].checks == {}
-    assert by_port[11211].checks == {}
+    assert by_port[22].checks == {} and by_port[2379].checks == {}  # no check applied
+    assert by_port[11211].checks == {"memcached": {}}  # applied, no answer
+    assert not any(name.startswith("memcached.") for name in service_facts(host, by_port[11211]))
     assert host.services[0].checks == {}  # the input is left as it was
     assert checked.address == host.address and checked.state is HostState.UP
 
@@ -254,3 +257,32 @@ def test_run_checks_attaches_facts_to_open_services(loop: ServiceLoop, daemon: A
 def test_run_checks_without_applicable_services_returns_the_host() -> None:
     host = Host(address="127.0.53.21", state=HostState.UP, services=(svc(22, "ssh"),))
     assert run_checks(host) is host
+
+
+class _Failing(RedisCheck):
+    """A check whose own code breaks on what it read (as a hostile answer might make it)."""
+
+    def gather(self, address: str, service: Service, timeout: float) -> dict[str, Any] | None:
+        raise ValueError("unexpected reply")
+
+
+class _Straggler(FtpCheck):
+    """A check that ignores its budget: run_checks' backstop must stop waiting for it."""
+
+    def gather(self, address: str, service: Service, timeout: float) -> dict[str, Any] | None:
+        time.sleep(timeout + 3)
+        return {"anonymous": True}
+
+
+def test_failed_and_late_checks_leave_an_empty_mapping() -> None:
+    # Neither check touches the network; the address is this file's and nothing serves it.
+    host = Host(
+        address="127.0.53.22",
+        state=HostState.UP,
+        services=(svc(6379, "redis"), svc(21, "ftp")),
+    )
+    started = time.monotonic()
+    checked = run_checks(host, timeout=0.2, checks=(_Failing(), _Straggler()))
+    assert time.monotonic() - started < 3
+    by_port = {s.port: s.checks for s in checked.services}
+    assert by_port == {6379: {"redis": {}}, 21: {"ftp": {}}}

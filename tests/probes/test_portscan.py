@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +24,10 @@ from scanner.errors import ConfigError, ScanFailedError, ToolMissingError
 from scanner.model import HostState
 from scanner.probes.checks import run_checks
 from scanner.probes.portscan import (
+    _MAX_XML_BYTES,
     PortSpec,
+    _death_signal_prefix,
+    _read_xml,
     build_nmap_command,
     find_nmap,
     parse_nmap_xml,
@@ -461,3 +468,63 @@ def test_progress_moves_forward_across_nmap_phases(line: bytes, expected: float 
 
     value = _overall_progress(line)
     assert value == (pytest.approx(expected) if expected is not None else None)
+
+
+# --- process hygiene and bounds ---------------------------------------------------------------
+
+
+def test_xml_report_over_the_cap_is_refused(tmp_path: Path) -> None:
+    assert _MAX_XML_BYTES == 64 * 1024 * 1024
+    report = tmp_path / "scan.xml"
+    with report.open("wb") as handle:  # sparse: costs no disk
+        handle.truncate(_MAX_XML_BYTES + 1)
+    with pytest.raises(ScanFailedError, match="over the 67108864 byte limit"):
+        _read_xml(report, "127.0.54.8")
+    report.write_bytes(b"<nmaprun/>")
+    assert _read_xml(report, "127.0.54.8") == b"<nmaprun/>"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+
+def _orphan_survives(prefix: tuple[str, ...]) -> bool:
+    """Start `sleep` (through `prefix`) from a Python that is then SIGKILLed; whether the
+    sleep is still running 3 s later. The sleep writes nothing: no broken pipe can end it."""
+    code = (
+        "import subprocess, time\n"
+        f"child = subprocess.Popen({[*prefix, 'sleep', '30']!r}, start_new_session=True)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    child = None
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 3
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return _alive(child)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+        if parent.stdout is not None:
+            parent.stdout.close()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_the_death_signal_ends_nmap_with_posture() -> None:
+    prefix = _death_signal_prefix()
+    if not prefix:
+        pytest.skip("util-linux setpriv with --pdeathsig is not installed")
+    assert prefix[1:] == ("--pdeathsig", "KILL", "--")
+    assert not _orphan_survives(prefix)
+    assert _orphan_survives(())  # control: without it, the child outlives its killed parent

@@ -1,7 +1,8 @@
 """Active service checks: safe, read-only conversations that go beyond nmap's port and banner.
 
 Each check is one module; CHECKS is the registry. `run_checks` runs every check that applies to
-a host's open services, concurrently, and attaches the facts as `Service.checks[<check name>]`.
+a host's open services, concurrently, and attaches the facts as `Service.checks[<check name>]`;
+a check that applied but could not tell leaves an empty mapping there ("applied, no answer").
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def run_checks(
     """A copy of `host` whose open services carry the facts of every check that applies.
 
     Checks run concurrently, each within `timeout` seconds. One that could not tell (refused,
-    timed out, not the expected protocol) adds nothing: absence is not "false".
+    timed out, not the expected protocol, failed, or still running after its budget) adds an
+    empty mapping under its name: no fact is set (absence is not "false"), but the scan knows
+    the check applied and got no answer, so rules that need its facts are undetermined there.
     """
     jobs = [
         (index, check)
@@ -67,7 +70,10 @@ def run_checks(
     # backstop; a straggler is left to finish on its own and its result is dropped.
     done, late = wait(futures, timeout=timeout + _GRACE)
     pool.shutdown(wait=False, cancel_futures=True)
+    # Every job that applied starts as "no answer"; an answer replaces it below.
     found: dict[int, dict[str, dict[str, Any]]] = {}
+    for index, check in jobs:
+        found.setdefault(index, {})[check.name] = {}
     for future in done:
         index, check = futures[future]
         service = host.services[index]
@@ -84,7 +90,7 @@ def run_checks(
             )
             continue
         if facts is not None:
-            found.setdefault(index, {})[check.name] = facts
+            found[index][check.name] = dict(facts)
     for future in late:
         index, check = futures[future]
         log.warning(
@@ -94,8 +100,6 @@ def run_checks(
             host.services[index].port,
             timeout,
         )
-    if not found:
-        return host
     services: list[Service] = list(host.services)
     for index, facts in found.items():
         merged = {**services[index].checks, **facts}
