@@ -205,6 +205,11 @@ class ScanStatus(enum.Enum):
     INTERRUPTED = "interrupted"  # stopped by the user (Ctrl-C); resumable
 
 
+# Keys of ScanRecord.options that record what a --resume needs (expanded targets and scope,
+# name labels, rule ids): bookkeeping, not settings a person chose, so reports leave them out.
+RESUME_OPTION_KEYS = frozenset({"expanded_targets", "hostnames", "expanded_scope", "rule_ids"})
+
+
 @dataclass(frozen=True)
 class ScanRecord:
     """One `posture scan` run as the store keeps it."""

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from scanner.errors import ConfigError, ScanFailedError
@@ -87,7 +88,6 @@ class ScanObserver:
 class ScanOutcome:
     scan: ScanRecord
     hosts_by_state: dict[str, int] = field(default_factory=dict)
-    findings_seen: int = 0
     new: int = 0
     reopened: int = 0
     fixed: int = 0
@@ -279,6 +279,29 @@ def check_resume_rules(scan: ScanRecord, ruleset: RuleSet) -> None:
     )
 
 
+_DONE_BATCH = 500  # addresses asked of the store at once when resuming
+
+
+def _pending_chunks(
+    store: Store, scan_id: int, targets: TargetSet, size: int
+) -> Iterator[list[Target]]:
+    """Chunks of the targets not yet stored for this scan, asking the store batch by batch so
+    that resuming a huge range never holds its finished addresses in memory."""
+    remaining = iter(targets)
+    chunk: list[Target] = []
+    while batch := list(islice(remaining, _DONE_BATCH)):
+        done = store.is_done(scan_id, [t.address for t in batch])
+        for target in batch:
+            if target.address in done:
+                continue
+            chunk.append(target)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
 def run_scan(
     store: Store,
     scan_id: int,
@@ -294,12 +317,10 @@ def run_scan(
     """
     observer = observer or ScanObserver()
     ports = parse_ports(options.ports)
-    done = store.done_hosts(scan_id)
-    total = len(targets)
-    observer.started(scan_id, total, len(done))
+    stored_hosts = store.get_scan(scan_id).hosts_done
+    observer.started(scan_id, len(targets), stored_hosts)
     cancel = threading.Event()
-    outcome_counts = {"new": 0, "reopened": 0, "seen": 0}
-    stored_hosts = len(done)
+    new_findings = reopened_findings = 0
     # A chunk stays here until it is stored: after a failure, whatever finished is still found.
     in_flight: dict[Future[_ChunkWork], tuple[int, list[float]]] = {}
     findings_so_far = 0
@@ -309,7 +330,7 @@ def run_scan(
         observer.advanced(stored_hosts + partial, stored_hosts, findings_so_far)
 
     def store_chunk(future: Future[_ChunkWork]) -> None:
-        nonlocal stored_hosts, findings_so_far
+        nonlocal stored_hosts, findings_so_far, new_findings, reopened_findings
         work = future.result()  # a failed chunk raises: it fails the whole scan
         summary = store.record_chunk(
             scan_id,
@@ -321,8 +342,8 @@ def run_scan(
         in_flight.pop(future)
         stored_hosts += len(work.hosts)
         findings_so_far += len(work.findings)
-        for key in outcome_counts:
-            outcome_counts[key] += getattr(summary, key, 0)
+        new_findings += summary.new
+        reopened_findings += summary.back_to_active
 
     def store_what_finished() -> None:
         """After a failure or an interrupt: store every chunk that finished successfully."""
@@ -339,7 +360,7 @@ def run_scan(
                 )
                 return
 
-    chunks = _single_family(targets.chunks(options.chunk_size, skip=done))
+    chunks = _single_family(_pending_chunks(store, scan_id, targets, options.chunk_size))
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="posture-scan")
     try:
         exhausted = False
@@ -387,8 +408,7 @@ def run_scan(
     return ScanOutcome(
         scan=store.get_scan(scan_id),
         hosts_by_state=dict(states),
-        findings_seen=findings_so_far,
-        new=outcome_counts["new"],
-        reopened=outcome_counts["reopened"],
-        fixed=getattr(lifecycle, "fixed", 0),
+        new=new_findings,
+        reopened=reopened_findings,
+        fixed=lifecycle.fixed,
     )

@@ -436,3 +436,16 @@ def test_resume_with_an_extra_pack_exits_2_naming_its_rules(
     assert doc["status"] == "completed" and doc["hosts"] == {"total": 1, "up": 1}
     with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT status FROM scans").fetchone() == ("completed",)
+
+
+def test_resume_bookkeeping_keys_are_the_ones_reports_hide() -> None:
+    from scanner import scan as scan_module
+    from scanner.model import RESUME_OPTION_KEYS
+
+    keys = {
+        scan_module._EXPANDED_TARGETS,
+        scan_module._HOSTNAMES,
+        scan_module._EXPANDED_SCOPE,
+        scan_module._RULE_IDS,
+    }
+    assert keys == RESUME_OPTION_KEYS

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scanner.model import (
+    RESUME_OPTION_KEYS,
     Confidence,
     FindingStatus,
     Host,
@@ -272,7 +273,7 @@ def _scan_view(scan: ScanRecord) -> ScanView:
         scope=clean_list(scan.scope),
         excludes=clean_list(scan.excludes),
         packs=clean_list(scan.packs),
-        options=clean_json(dict(scan.options)),
+        options=clean_json({k: v for k, v in scan.options.items() if k not in RESUME_OPTION_KEYS}),
         hosts_total=scan.hosts_total,
         hosts_done=scan.hosts_done,
         error=clean_optional(scan.error, 2000),
