@@ -492,6 +492,13 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _orphan_survives(prefix: tuple[str, ...]) -> bool:
     """Start `sleep` (through `prefix`) from a Python that is then SIGKILLed; whether the
     sleep is still running 3 s later. The sleep writes nothing: no broken pipe can end it."""
@@ -506,6 +513,11 @@ def _orphan_survives(prefix: tuple[str, ...]) -> bool:
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
+        # Kill the parent only once the prefix has done its work and exec'd `sleep`: the
+        # death signal is armed by then (a parent killed before that is a different race).
+        armed_by = time.monotonic() + 5
+        while time.monotonic() < armed_by and _comm(child) != "sleep":
+            time.sleep(0.01)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
         deadline = time.monotonic() + 3
