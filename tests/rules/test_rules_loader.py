@@ -22,7 +22,7 @@ def problems_of(*names: str) -> list[str]:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("bad_yaml.yaml", "bad_yaml.yaml:6: bad YAML: expected ',' or ']', but got ':'"),
+        ("bad_yaml.yaml", "bad_yaml.yaml:6: bad YAML:"),  # the wording is libyaml's or PyYAML's
         (
             "unknown_key_pack.yaml",
             "unknown_key_pack.yaml:3: unknown key 'author' (expected one of: pack, version, "
