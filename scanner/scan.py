@@ -23,7 +23,7 @@ from scanner.probes.portscan import PortSpec, parse_nmap_time, parse_ports, scan
 from scanner.rules import RuleSet, evaluate
 from scanner.safetext import for_terminal
 from scanner.store.db import Store, Undetermined
-from scanner.targets import Resolver, Scope, Target, TargetSet, parse_targets
+from scanner.targets import Resolver, Scope, Target, TargetSet, chunked, parse_targets
 
 log = logging.getLogger(__name__)
 
@@ -282,24 +282,13 @@ def check_resume_rules(scan: ScanRecord, ruleset: RuleSet) -> None:
 _DONE_BATCH = 500  # addresses asked of the store at once when resuming
 
 
-def _pending_chunks(
-    store: Store, scan_id: int, targets: TargetSet, size: int
-) -> Iterator[list[Target]]:
-    """Chunks of the targets not yet stored for this scan, asking the store batch by batch so
-    that resuming a huge range never holds its finished addresses in memory."""
+def _pending(store: Store, scan_id: int, targets: TargetSet) -> Iterator[Target]:
+    """The targets not yet stored for this scan, asking the store batch by batch so that
+    resuming a huge range never holds its finished addresses in memory."""
     remaining = iter(targets)
-    chunk: list[Target] = []
     while batch := list(islice(remaining, _DONE_BATCH)):
         done = store.is_done(scan_id, [t.address for t in batch])
-        for target in batch:
-            if target.address in done:
-                continue
-            chunk.append(target)
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+        yield from (t for t in batch if t.address not in done)
 
 
 def run_scan(
@@ -360,7 +349,7 @@ def run_scan(
                 )
                 return
 
-    chunks = _single_family(_pending_chunks(store, scan_id, targets, options.chunk_size))
+    chunks = _single_family(chunked(_pending(store, scan_id, targets), options.chunk_size))
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="posture-scan")
     try:
         exhausted = False

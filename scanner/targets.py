@@ -549,18 +549,7 @@ class TargetSet:
     def chunks(self, size: int, skip: Container[str] = ()) -> Iterator[list[Target]]:
         """Lists of up to `size` targets in order, leaving out addresses in `skip` (a resumed
         scan's finished hosts, in the canonical text form `Target.address` uses)."""
-        if size < 1:
-            raise ValueError(f"chunk size must be at least 1, not {size}")
-        chunk: list[Target] = []
-        for target in self:
-            if target.address in skip:
-                continue
-            chunk.append(target)
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+        return chunked((t for t in self if t.address not in skip), size)
 
     def has_global(self) -> list[str]:
         """The specs (with the sub-ranges, when only part of one) holding globally routable
@@ -578,6 +567,20 @@ class TargetSet:
                 whole = item.ranges.intersect(self._ranges)
                 found.setdefault(item.describe(part, whole, note))
         return list(found)
+
+
+def chunked(targets: Iterable[Target], size: int) -> Iterator[list[Target]]:
+    """Lists of up to `size` consecutive targets, lazily."""
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, not {size}")
+    chunk: list[Target] = []
+    for target in targets:
+        chunk.append(target)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def parse_targets(
