@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from scanner.config import Config
+from scanner.rules import RuleSet, default_pack_paths, load_packs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +30,22 @@ def json_option(func: F) -> F:
     return click.option(
         "--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout, nothing else."
     )(func)
+
+
+def rules_option(func: F) -> F:
+    """`--rules PATH` (repeatable): extra packs, beside the built-in ones and the config's."""
+    return click.option(
+        "--rules",
+        "rule_paths",
+        multiple=True,
+        type=click.Path(exists=True, path_type=Path),
+        help="Extra rule pack file or folder (repeatable).",
+    )(func)
+
+
+def load_ruleset(ctx: click.Context, extra: tuple[Path, ...]) -> RuleSet:
+    """The built-in packs, the config's `packs`, then `extra`: a broken one raises PackError."""
+    return load_packs([*default_pack_paths(), *config(ctx).packs, *extra])
 
 
 def config(ctx: click.Context) -> Config:

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from scanner.cli.common import config, db_option, resolve_db
+from scanner.cli.common import db_option, load_ruleset, resolve_db, rules_option
 from scanner.model import FindingStatus
 from scanner.report import FORMATS, get_format
 from scanner.report.collect import collect_report
 from scanner.report.output import write_atomically
-from scanner.rules import default_pack_paths, load_packs
 from scanner.store.db import Store
 
 _BY_EXTENSION = {f.extension: name for name, f in FORMATS.items()}
@@ -51,13 +50,7 @@ def _format_name(fmt: str | None, output: Path | None) -> str:
     type=click.Choice([s.value for s in FindingStatus]),
     help="Only findings with this status (repeatable) [default: all].",
 )
-@click.option(
-    "--rules",
-    "rule_paths",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Extra rule pack file or folder for rule texts (repeatable).",
-)
+@rules_option
 @db_option
 @click.pass_context
 def report_command(
@@ -75,7 +68,7 @@ def report_command(
     loads from the network.
     """
     report_format = get_format(_format_name(fmt, output))
-    ruleset = load_packs([*default_pack_paths(), *config(ctx).packs, *rule_paths])
+    ruleset = load_ruleset(ctx, rule_paths)
     with Store(resolve_db(ctx, db_path), create=False) as store:
         data = collect_report(
             store,

@@ -19,12 +19,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from scanner.cli.common import config, console, db_option, json_option, resolve_db
+from scanner.cli.common import (
+    config,
+    console,
+    db_option,
+    json_option,
+    load_ruleset,
+    resolve_db,
+    rules_option,
+)
 from scanner.cli.findings import findings_table
 from scanner.errors import EXIT_FINDINGS, ConfigError
 from scanner.model import FindingStatus, Severity
 from scanner.probes.portscan import find_nmap
-from scanner.rules import default_pack_paths, load_packs
 from scanner.scan import (
     ScanObserver,
     ScanOptions,
@@ -96,13 +103,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--chunk-size", type=int, default=None, help="Hosts per nmap process [16].")
 @click.option("--timeout", "host_timeout", default=None, help="Per-host timeout, e.g. 90s, 5m.")
 @click.option("--no-ping", is_flag=True, help="Skip host discovery (nmap -Pn).")
-@click.option(
-    "--rules",
-    "rule_paths",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Extra rule pack file or folder (repeatable).",
-)
+@rules_option
 @click.option("--resume", "resume_id", type=int, default=None, help="Finish scan ID.")
 @click.option(
     "--fail-on",
@@ -135,7 +136,7 @@ def scan_command(
     error (nothing was sent), 3 the scan failed.
     """
     cfg = config(ctx)
-    ruleset = load_packs([*default_pack_paths(), *cfg.packs, *rule_paths])
+    ruleset = load_ruleset(ctx, rule_paths)
     find_nmap()
     db = resolve_db(ctx, db_path)
 
