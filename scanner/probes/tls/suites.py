@@ -1,0 +1,847 @@
+"""The cipher-suite, named-group and signature-scheme registry (IANA TLS parameters): what each
+code is called and what it is made of, and which codes to offer for a protocol version."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import cache
+from types import MappingProxyType
+from typing import Literal
+
+from scanner.probes.tls.model import TlsVersion
+
+Protocol = Literal["sslv2", "tls", "tls13"]
+GroupKind = Literal["ec", "ff", "hybrid", "pq"]
+
+# code, IANA name, OpenSSL's name ("-" when OpenSSL has none). The names are facts from the IANA
+# "TLS Cipher Suites" registry; every property of a suite is derived by parsing its name, so a
+# line here is all a new suite needs. OpenSSL names come from `openssl ciphers -V -stdname`
+# (3.0) and, for suites OpenSSL 1.1 or 3.0 dropped (EXPORT, DES, RC4, static DH/ECDH, IDEA,
+# SEED, KRB5), from OpenSSL 1.0.2, which is what the old servers that still offer them run.
+_TLS_TABLE = """
+0x0000 TLS_NULL_WITH_NULL_NULL -
+0x0001 TLS_RSA_WITH_NULL_MD5 NULL-MD5
+0x0002 TLS_RSA_WITH_NULL_SHA NULL-SHA
+0x0003 TLS_RSA_EXPORT_WITH_RC4_40_MD5 EXP-RC4-MD5
+0x0004 TLS_RSA_WITH_RC4_128_MD5 RC4-MD5
+0x0005 TLS_RSA_WITH_RC4_128_SHA RC4-SHA
+0x0006 TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5 EXP-RC2-CBC-MD5
+0x0007 TLS_RSA_WITH_IDEA_CBC_SHA IDEA-CBC-SHA
+0x0008 TLS_RSA_EXPORT_WITH_DES40_CBC_SHA EXP-DES-CBC-SHA
+0x0009 TLS_RSA_WITH_DES_CBC_SHA DES-CBC-SHA
+0x000A TLS_RSA_WITH_3DES_EDE_CBC_SHA DES-CBC3-SHA
+0x000B TLS_DH_DSS_EXPORT_WITH_DES40_CBC_SHA EXP-DH-DSS-DES-CBC-SHA
+0x000C TLS_DH_DSS_WITH_DES_CBC_SHA DH-DSS-DES-CBC-SHA
+0x000D TLS_DH_DSS_WITH_3DES_EDE_CBC_SHA DH-DSS-DES-CBC3-SHA
+0x000E TLS_DH_RSA_EXPORT_WITH_DES40_CBC_SHA EXP-DH-RSA-DES-CBC-SHA
+0x000F TLS_DH_RSA_WITH_DES_CBC_SHA DH-RSA-DES-CBC-SHA
+0x0010 TLS_DH_RSA_WITH_3DES_EDE_CBC_SHA DH-RSA-DES-CBC3-SHA
+0x0011 TLS_DHE_DSS_EXPORT_WITH_DES40_CBC_SHA EXP-EDH-DSS-DES-CBC-SHA
+0x0012 TLS_DHE_DSS_WITH_DES_CBC_SHA EDH-DSS-DES-CBC-SHA
+0x0013 TLS_DHE_DSS_WITH_3DES_EDE_CBC_SHA EDH-DSS-DES-CBC3-SHA
+0x0014 TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA EXP-EDH-RSA-DES-CBC-SHA
+0x0015 TLS_DHE_RSA_WITH_DES_CBC_SHA EDH-RSA-DES-CBC-SHA
+0x0016 TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA EDH-RSA-DES-CBC3-SHA
+0x0017 TLS_DH_anon_EXPORT_WITH_RC4_40_MD5 EXP-ADH-RC4-MD5
+0x0018 TLS_DH_anon_WITH_RC4_128_MD5 ADH-RC4-MD5
+0x0019 TLS_DH_anon_EXPORT_WITH_DES40_CBC_SHA EXP-ADH-DES-CBC-SHA
+0x001A TLS_DH_anon_WITH_DES_CBC_SHA ADH-DES-CBC-SHA
+0x001B TLS_DH_anon_WITH_3DES_EDE_CBC_SHA ADH-DES-CBC3-SHA
+0x001E TLS_KRB5_WITH_DES_CBC_SHA KRB5-DES-CBC-SHA
+0x001F TLS_KRB5_WITH_3DES_EDE_CBC_SHA KRB5-DES-CBC3-SHA
+0x0020 TLS_KRB5_WITH_RC4_128_SHA KRB5-RC4-SHA
+0x0021 TLS_KRB5_WITH_IDEA_CBC_SHA KRB5-IDEA-CBC-SHA
+0x0022 TLS_KRB5_WITH_DES_CBC_MD5 KRB5-DES-CBC-MD5
+0x0023 TLS_KRB5_WITH_3DES_EDE_CBC_MD5 KRB5-DES-CBC3-MD5
+0x0024 TLS_KRB5_WITH_RC4_128_MD5 KRB5-RC4-MD5
+0x0025 TLS_KRB5_WITH_IDEA_CBC_MD5 KRB5-IDEA-CBC-MD5
+0x0026 TLS_KRB5_EXPORT_WITH_DES_CBC_40_SHA EXP-KRB5-DES-CBC-SHA
+0x0027 TLS_KRB5_EXPORT_WITH_RC2_CBC_40_SHA EXP-KRB5-RC2-CBC-SHA
+0x0028 TLS_KRB5_EXPORT_WITH_RC4_40_SHA EXP-KRB5-RC4-SHA
+0x0029 TLS_KRB5_EXPORT_WITH_DES_CBC_40_MD5 EXP-KRB5-DES-CBC-MD5
+0x002A TLS_KRB5_EXPORT_WITH_RC2_CBC_40_MD5 EXP-KRB5-RC2-CBC-MD5
+0x002B TLS_KRB5_EXPORT_WITH_RC4_40_MD5 EXP-KRB5-RC4-MD5
+0x002C TLS_PSK_WITH_NULL_SHA PSK-NULL-SHA
+0x002D TLS_DHE_PSK_WITH_NULL_SHA DHE-PSK-NULL-SHA
+0x002E TLS_RSA_PSK_WITH_NULL_SHA RSA-PSK-NULL-SHA
+0x002F TLS_RSA_WITH_AES_128_CBC_SHA AES128-SHA
+0x0030 TLS_DH_DSS_WITH_AES_128_CBC_SHA DH-DSS-AES128-SHA
+0x0031 TLS_DH_RSA_WITH_AES_128_CBC_SHA DH-RSA-AES128-SHA
+0x0032 TLS_DHE_DSS_WITH_AES_128_CBC_SHA DHE-DSS-AES128-SHA
+0x0033 TLS_DHE_RSA_WITH_AES_128_CBC_SHA DHE-RSA-AES128-SHA
+0x0034 TLS_DH_anon_WITH_AES_128_CBC_SHA ADH-AES128-SHA
+0x0035 TLS_RSA_WITH_AES_256_CBC_SHA AES256-SHA
+0x0036 TLS_DH_DSS_WITH_AES_256_CBC_SHA DH-DSS-AES256-SHA
+0x0037 TLS_DH_RSA_WITH_AES_256_CBC_SHA DH-RSA-AES256-SHA
+0x0038 TLS_DHE_DSS_WITH_AES_256_CBC_SHA DHE-DSS-AES256-SHA
+0x0039 TLS_DHE_RSA_WITH_AES_256_CBC_SHA DHE-RSA-AES256-SHA
+0x003A TLS_DH_anon_WITH_AES_256_CBC_SHA ADH-AES256-SHA
+0x003B TLS_RSA_WITH_NULL_SHA256 NULL-SHA256
+0x003C TLS_RSA_WITH_AES_128_CBC_SHA256 AES128-SHA256
+0x003D TLS_RSA_WITH_AES_256_CBC_SHA256 AES256-SHA256
+0x003E TLS_DH_DSS_WITH_AES_128_CBC_SHA256 DH-DSS-AES128-SHA256
+0x003F TLS_DH_RSA_WITH_AES_128_CBC_SHA256 DH-RSA-AES128-SHA256
+0x0040 TLS_DHE_DSS_WITH_AES_128_CBC_SHA256 DHE-DSS-AES128-SHA256
+0x0041 TLS_RSA_WITH_CAMELLIA_128_CBC_SHA CAMELLIA128-SHA
+0x0042 TLS_DH_DSS_WITH_CAMELLIA_128_CBC_SHA DH-DSS-CAMELLIA128-SHA
+0x0043 TLS_DH_RSA_WITH_CAMELLIA_128_CBC_SHA DH-RSA-CAMELLIA128-SHA
+0x0044 TLS_DHE_DSS_WITH_CAMELLIA_128_CBC_SHA DHE-DSS-CAMELLIA128-SHA
+0x0045 TLS_DHE_RSA_WITH_CAMELLIA_128_CBC_SHA DHE-RSA-CAMELLIA128-SHA
+0x0046 TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA ADH-CAMELLIA128-SHA
+0x0067 TLS_DHE_RSA_WITH_AES_128_CBC_SHA256 DHE-RSA-AES128-SHA256
+0x0068 TLS_DH_DSS_WITH_AES_256_CBC_SHA256 DH-DSS-AES256-SHA256
+0x0069 TLS_DH_RSA_WITH_AES_256_CBC_SHA256 DH-RSA-AES256-SHA256
+0x006A TLS_DHE_DSS_WITH_AES_256_CBC_SHA256 DHE-DSS-AES256-SHA256
+0x006B TLS_DHE_RSA_WITH_AES_256_CBC_SHA256 DHE-RSA-AES256-SHA256
+0x006C TLS_DH_anon_WITH_AES_128_CBC_SHA256 ADH-AES128-SHA256
+0x006D TLS_DH_anon_WITH_AES_256_CBC_SHA256 ADH-AES256-SHA256
+0x0084 TLS_RSA_WITH_CAMELLIA_256_CBC_SHA CAMELLIA256-SHA
+0x0085 TLS_DH_DSS_WITH_CAMELLIA_256_CBC_SHA DH-DSS-CAMELLIA256-SHA
+0x0086 TLS_DH_RSA_WITH_CAMELLIA_256_CBC_SHA DH-RSA-CAMELLIA256-SHA
+0x0087 TLS_DHE_DSS_WITH_CAMELLIA_256_CBC_SHA DHE-DSS-CAMELLIA256-SHA
+0x0088 TLS_DHE_RSA_WITH_CAMELLIA_256_CBC_SHA DHE-RSA-CAMELLIA256-SHA
+0x0089 TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA ADH-CAMELLIA256-SHA
+0x008A TLS_PSK_WITH_RC4_128_SHA PSK-RC4-SHA
+0x008B TLS_PSK_WITH_3DES_EDE_CBC_SHA PSK-3DES-EDE-CBC-SHA
+0x008C TLS_PSK_WITH_AES_128_CBC_SHA PSK-AES128-CBC-SHA
+0x008D TLS_PSK_WITH_AES_256_CBC_SHA PSK-AES256-CBC-SHA
+0x008E TLS_DHE_PSK_WITH_RC4_128_SHA DHE-PSK-RC4-SHA
+0x008F TLS_DHE_PSK_WITH_3DES_EDE_CBC_SHA DHE-PSK-3DES-EDE-CBC-SHA
+0x0090 TLS_DHE_PSK_WITH_AES_128_CBC_SHA DHE-PSK-AES128-CBC-SHA
+0x0091 TLS_DHE_PSK_WITH_AES_256_CBC_SHA DHE-PSK-AES256-CBC-SHA
+0x0092 TLS_RSA_PSK_WITH_RC4_128_SHA RSA-PSK-RC4-SHA
+0x0093 TLS_RSA_PSK_WITH_3DES_EDE_CBC_SHA RSA-PSK-3DES-EDE-CBC-SHA
+0x0094 TLS_RSA_PSK_WITH_AES_128_CBC_SHA RSA-PSK-AES128-CBC-SHA
+0x0095 TLS_RSA_PSK_WITH_AES_256_CBC_SHA RSA-PSK-AES256-CBC-SHA
+0x0096 TLS_RSA_WITH_SEED_CBC_SHA SEED-SHA
+0x0097 TLS_DH_DSS_WITH_SEED_CBC_SHA DH-DSS-SEED-SHA
+0x0098 TLS_DH_RSA_WITH_SEED_CBC_SHA DH-RSA-SEED-SHA
+0x0099 TLS_DHE_DSS_WITH_SEED_CBC_SHA DHE-DSS-SEED-SHA
+0x009A TLS_DHE_RSA_WITH_SEED_CBC_SHA DHE-RSA-SEED-SHA
+0x009B TLS_DH_anon_WITH_SEED_CBC_SHA ADH-SEED-SHA
+0x009C TLS_RSA_WITH_AES_128_GCM_SHA256 AES128-GCM-SHA256
+0x009D TLS_RSA_WITH_AES_256_GCM_SHA384 AES256-GCM-SHA384
+0x009E TLS_DHE_RSA_WITH_AES_128_GCM_SHA256 DHE-RSA-AES128-GCM-SHA256
+0x009F TLS_DHE_RSA_WITH_AES_256_GCM_SHA384 DHE-RSA-AES256-GCM-SHA384
+0x00A0 TLS_DH_RSA_WITH_AES_128_GCM_SHA256 DH-RSA-AES128-GCM-SHA256
+0x00A1 TLS_DH_RSA_WITH_AES_256_GCM_SHA384 DH-RSA-AES256-GCM-SHA384
+0x00A2 TLS_DHE_DSS_WITH_AES_128_GCM_SHA256 DHE-DSS-AES128-GCM-SHA256
+0x00A3 TLS_DHE_DSS_WITH_AES_256_GCM_SHA384 DHE-DSS-AES256-GCM-SHA384
+0x00A4 TLS_DH_DSS_WITH_AES_128_GCM_SHA256 DH-DSS-AES128-GCM-SHA256
+0x00A5 TLS_DH_DSS_WITH_AES_256_GCM_SHA384 DH-DSS-AES256-GCM-SHA384
+0x00A6 TLS_DH_anon_WITH_AES_128_GCM_SHA256 ADH-AES128-GCM-SHA256
+0x00A7 TLS_DH_anon_WITH_AES_256_GCM_SHA384 ADH-AES256-GCM-SHA384
+0x00A8 TLS_PSK_WITH_AES_128_GCM_SHA256 PSK-AES128-GCM-SHA256
+0x00A9 TLS_PSK_WITH_AES_256_GCM_SHA384 PSK-AES256-GCM-SHA384
+0x00AA TLS_DHE_PSK_WITH_AES_128_GCM_SHA256 DHE-PSK-AES128-GCM-SHA256
+0x00AB TLS_DHE_PSK_WITH_AES_256_GCM_SHA384 DHE-PSK-AES256-GCM-SHA384
+0x00AC TLS_RSA_PSK_WITH_AES_128_GCM_SHA256 RSA-PSK-AES128-GCM-SHA256
+0x00AD TLS_RSA_PSK_WITH_AES_256_GCM_SHA384 RSA-PSK-AES256-GCM-SHA384
+0x00AE TLS_PSK_WITH_AES_128_CBC_SHA256 PSK-AES128-CBC-SHA256
+0x00AF TLS_PSK_WITH_AES_256_CBC_SHA384 PSK-AES256-CBC-SHA384
+0x00B0 TLS_PSK_WITH_NULL_SHA256 PSK-NULL-SHA256
+0x00B1 TLS_PSK_WITH_NULL_SHA384 PSK-NULL-SHA384
+0x00B2 TLS_DHE_PSK_WITH_AES_128_CBC_SHA256 DHE-PSK-AES128-CBC-SHA256
+0x00B3 TLS_DHE_PSK_WITH_AES_256_CBC_SHA384 DHE-PSK-AES256-CBC-SHA384
+0x00B4 TLS_DHE_PSK_WITH_NULL_SHA256 DHE-PSK-NULL-SHA256
+0x00B5 TLS_DHE_PSK_WITH_NULL_SHA384 DHE-PSK-NULL-SHA384
+0x00B6 TLS_RSA_PSK_WITH_AES_128_CBC_SHA256 RSA-PSK-AES128-CBC-SHA256
+0x00B7 TLS_RSA_PSK_WITH_AES_256_CBC_SHA384 RSA-PSK-AES256-CBC-SHA384
+0x00B8 TLS_RSA_PSK_WITH_NULL_SHA256 RSA-PSK-NULL-SHA256
+0x00B9 TLS_RSA_PSK_WITH_NULL_SHA384 RSA-PSK-NULL-SHA384
+0x00BA TLS_RSA_WITH_CAMELLIA_128_CBC_SHA256 CAMELLIA128-SHA256
+0x00BB TLS_DH_DSS_WITH_CAMELLIA_128_CBC_SHA256 DH-DSS-CAMELLIA128-SHA256
+0x00BC TLS_DH_RSA_WITH_CAMELLIA_128_CBC_SHA256 DH-RSA-CAMELLIA128-SHA256
+0x00BD TLS_DHE_DSS_WITH_CAMELLIA_128_CBC_SHA256 DHE-DSS-CAMELLIA128-SHA256
+0x00BE TLS_DHE_RSA_WITH_CAMELLIA_128_CBC_SHA256 DHE-RSA-CAMELLIA128-SHA256
+0x00BF TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA256 ADH-CAMELLIA128-SHA256
+0x00C0 TLS_RSA_WITH_CAMELLIA_256_CBC_SHA256 CAMELLIA256-SHA256
+0x00C1 TLS_DH_DSS_WITH_CAMELLIA_256_CBC_SHA256 DH-DSS-CAMELLIA256-SHA256
+0x00C2 TLS_DH_RSA_WITH_CAMELLIA_256_CBC_SHA256 DH-RSA-CAMELLIA256-SHA256
+0x00C3 TLS_DHE_DSS_WITH_CAMELLIA_256_CBC_SHA256 DHE-DSS-CAMELLIA256-SHA256
+0x00C4 TLS_DHE_RSA_WITH_CAMELLIA_256_CBC_SHA256 DHE-RSA-CAMELLIA256-SHA256
+0x00C5 TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA256 ADH-CAMELLIA256-SHA256
+0x00C6 TLS_SM4_GCM_SM3 -
+0x00C7 TLS_SM4_CCM_SM3 -
+0x00FF TLS_EMPTY_RENEGOTIATION_INFO_SCSV -
+0x1301 TLS_AES_128_GCM_SHA256 TLS_AES_128_GCM_SHA256
+0x1302 TLS_AES_256_GCM_SHA384 TLS_AES_256_GCM_SHA384
+0x1303 TLS_CHACHA20_POLY1305_SHA256 TLS_CHACHA20_POLY1305_SHA256
+0x1304 TLS_AES_128_CCM_SHA256 TLS_AES_128_CCM_SHA256
+0x1305 TLS_AES_128_CCM_8_SHA256 TLS_AES_128_CCM_8_SHA256
+0x5600 TLS_FALLBACK_SCSV -
+0xC001 TLS_ECDH_ECDSA_WITH_NULL_SHA ECDH-ECDSA-NULL-SHA
+0xC002 TLS_ECDH_ECDSA_WITH_RC4_128_SHA ECDH-ECDSA-RC4-SHA
+0xC003 TLS_ECDH_ECDSA_WITH_3DES_EDE_CBC_SHA ECDH-ECDSA-DES-CBC3-SHA
+0xC004 TLS_ECDH_ECDSA_WITH_AES_128_CBC_SHA ECDH-ECDSA-AES128-SHA
+0xC005 TLS_ECDH_ECDSA_WITH_AES_256_CBC_SHA ECDH-ECDSA-AES256-SHA
+0xC006 TLS_ECDHE_ECDSA_WITH_NULL_SHA ECDHE-ECDSA-NULL-SHA
+0xC007 TLS_ECDHE_ECDSA_WITH_RC4_128_SHA ECDHE-ECDSA-RC4-SHA
+0xC008 TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA ECDHE-ECDSA-DES-CBC3-SHA
+0xC009 TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA ECDHE-ECDSA-AES128-SHA
+0xC00A TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA ECDHE-ECDSA-AES256-SHA
+0xC00B TLS_ECDH_RSA_WITH_NULL_SHA ECDH-RSA-NULL-SHA
+0xC00C TLS_ECDH_RSA_WITH_RC4_128_SHA ECDH-RSA-RC4-SHA
+0xC00D TLS_ECDH_RSA_WITH_3DES_EDE_CBC_SHA ECDH-RSA-DES-CBC3-SHA
+0xC00E TLS_ECDH_RSA_WITH_AES_128_CBC_SHA ECDH-RSA-AES128-SHA
+0xC00F TLS_ECDH_RSA_WITH_AES_256_CBC_SHA ECDH-RSA-AES256-SHA
+0xC010 TLS_ECDHE_RSA_WITH_NULL_SHA ECDHE-RSA-NULL-SHA
+0xC011 TLS_ECDHE_RSA_WITH_RC4_128_SHA ECDHE-RSA-RC4-SHA
+0xC012 TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA ECDHE-RSA-DES-CBC3-SHA
+0xC013 TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA ECDHE-RSA-AES128-SHA
+0xC014 TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA ECDHE-RSA-AES256-SHA
+0xC015 TLS_ECDH_anon_WITH_NULL_SHA AECDH-NULL-SHA
+0xC016 TLS_ECDH_anon_WITH_RC4_128_SHA AECDH-RC4-SHA
+0xC017 TLS_ECDH_anon_WITH_3DES_EDE_CBC_SHA AECDH-DES-CBC3-SHA
+0xC018 TLS_ECDH_anon_WITH_AES_128_CBC_SHA AECDH-AES128-SHA
+0xC019 TLS_ECDH_anon_WITH_AES_256_CBC_SHA AECDH-AES256-SHA
+0xC01A TLS_SRP_SHA_WITH_3DES_EDE_CBC_SHA SRP-3DES-EDE-CBC-SHA
+0xC01B TLS_SRP_SHA_RSA_WITH_3DES_EDE_CBC_SHA SRP-RSA-3DES-EDE-CBC-SHA
+0xC01C TLS_SRP_SHA_DSS_WITH_3DES_EDE_CBC_SHA SRP-DSS-3DES-EDE-CBC-SHA
+0xC01D TLS_SRP_SHA_WITH_AES_128_CBC_SHA SRP-AES-128-CBC-SHA
+0xC01E TLS_SRP_SHA_RSA_WITH_AES_128_CBC_SHA SRP-RSA-AES-128-CBC-SHA
+0xC01F TLS_SRP_SHA_DSS_WITH_AES_128_CBC_SHA SRP-DSS-AES-128-CBC-SHA
+0xC020 TLS_SRP_SHA_WITH_AES_256_CBC_SHA SRP-AES-256-CBC-SHA
+0xC021 TLS_SRP_SHA_RSA_WITH_AES_256_CBC_SHA SRP-RSA-AES-256-CBC-SHA
+0xC022 TLS_SRP_SHA_DSS_WITH_AES_256_CBC_SHA SRP-DSS-AES-256-CBC-SHA
+0xC023 TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 ECDHE-ECDSA-AES128-SHA256
+0xC024 TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384 ECDHE-ECDSA-AES256-SHA384
+0xC025 TLS_ECDH_ECDSA_WITH_AES_128_CBC_SHA256 ECDH-ECDSA-AES128-SHA256
+0xC026 TLS_ECDH_ECDSA_WITH_AES_256_CBC_SHA384 ECDH-ECDSA-AES256-SHA384
+0xC027 TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256 ECDHE-RSA-AES128-SHA256
+0xC028 TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384 ECDHE-RSA-AES256-SHA384
+0xC029 TLS_ECDH_RSA_WITH_AES_128_CBC_SHA256 ECDH-RSA-AES128-SHA256
+0xC02A TLS_ECDH_RSA_WITH_AES_256_CBC_SHA384 ECDH-RSA-AES256-SHA384
+0xC02B TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 ECDHE-ECDSA-AES128-GCM-SHA256
+0xC02C TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 ECDHE-ECDSA-AES256-GCM-SHA384
+0xC02D TLS_ECDH_ECDSA_WITH_AES_128_GCM_SHA256 ECDH-ECDSA-AES128-GCM-SHA256
+0xC02E TLS_ECDH_ECDSA_WITH_AES_256_GCM_SHA384 ECDH-ECDSA-AES256-GCM-SHA384
+0xC02F TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 ECDHE-RSA-AES128-GCM-SHA256
+0xC030 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 ECDHE-RSA-AES256-GCM-SHA384
+0xC031 TLS_ECDH_RSA_WITH_AES_128_GCM_SHA256 ECDH-RSA-AES128-GCM-SHA256
+0xC032 TLS_ECDH_RSA_WITH_AES_256_GCM_SHA384 ECDH-RSA-AES256-GCM-SHA384
+0xC033 TLS_ECDHE_PSK_WITH_RC4_128_SHA ECDHE-PSK-RC4-SHA
+0xC034 TLS_ECDHE_PSK_WITH_3DES_EDE_CBC_SHA ECDHE-PSK-3DES-EDE-CBC-SHA
+0xC035 TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA ECDHE-PSK-AES128-CBC-SHA
+0xC036 TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA ECDHE-PSK-AES256-CBC-SHA
+0xC037 TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256 ECDHE-PSK-AES128-CBC-SHA256
+0xC038 TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA384 ECDHE-PSK-AES256-CBC-SHA384
+0xC039 TLS_ECDHE_PSK_WITH_NULL_SHA ECDHE-PSK-NULL-SHA
+0xC03A TLS_ECDHE_PSK_WITH_NULL_SHA256 ECDHE-PSK-NULL-SHA256
+0xC03B TLS_ECDHE_PSK_WITH_NULL_SHA384 ECDHE-PSK-NULL-SHA384
+0xC03C TLS_RSA_WITH_ARIA_128_CBC_SHA256 -
+0xC03D TLS_RSA_WITH_ARIA_256_CBC_SHA384 -
+0xC03E TLS_DH_DSS_WITH_ARIA_128_CBC_SHA256 -
+0xC03F TLS_DH_DSS_WITH_ARIA_256_CBC_SHA384 -
+0xC040 TLS_DH_RSA_WITH_ARIA_128_CBC_SHA256 -
+0xC041 TLS_DH_RSA_WITH_ARIA_256_CBC_SHA384 -
+0xC042 TLS_DHE_DSS_WITH_ARIA_128_CBC_SHA256 -
+0xC043 TLS_DHE_DSS_WITH_ARIA_256_CBC_SHA384 -
+0xC044 TLS_DHE_RSA_WITH_ARIA_128_CBC_SHA256 -
+0xC045 TLS_DHE_RSA_WITH_ARIA_256_CBC_SHA384 -
+0xC046 TLS_DH_anon_WITH_ARIA_128_CBC_SHA256 -
+0xC047 TLS_DH_anon_WITH_ARIA_256_CBC_SHA384 -
+0xC048 TLS_ECDHE_ECDSA_WITH_ARIA_128_CBC_SHA256 -
+0xC049 TLS_ECDHE_ECDSA_WITH_ARIA_256_CBC_SHA384 -
+0xC04A TLS_ECDH_ECDSA_WITH_ARIA_128_CBC_SHA256 -
+0xC04B TLS_ECDH_ECDSA_WITH_ARIA_256_CBC_SHA384 -
+0xC04C TLS_ECDHE_RSA_WITH_ARIA_128_CBC_SHA256 -
+0xC04D TLS_ECDHE_RSA_WITH_ARIA_256_CBC_SHA384 -
+0xC04E TLS_ECDH_RSA_WITH_ARIA_128_CBC_SHA256 -
+0xC04F TLS_ECDH_RSA_WITH_ARIA_256_CBC_SHA384 -
+0xC050 TLS_RSA_WITH_ARIA_128_GCM_SHA256 ARIA128-GCM-SHA256
+0xC051 TLS_RSA_WITH_ARIA_256_GCM_SHA384 ARIA256-GCM-SHA384
+0xC052 TLS_DHE_RSA_WITH_ARIA_128_GCM_SHA256 DHE-RSA-ARIA128-GCM-SHA256
+0xC053 TLS_DHE_RSA_WITH_ARIA_256_GCM_SHA384 DHE-RSA-ARIA256-GCM-SHA384
+0xC054 TLS_DH_RSA_WITH_ARIA_128_GCM_SHA256 -
+0xC055 TLS_DH_RSA_WITH_ARIA_256_GCM_SHA384 -
+0xC056 TLS_DHE_DSS_WITH_ARIA_128_GCM_SHA256 DHE-DSS-ARIA128-GCM-SHA256
+0xC057 TLS_DHE_DSS_WITH_ARIA_256_GCM_SHA384 DHE-DSS-ARIA256-GCM-SHA384
+0xC058 TLS_DH_DSS_WITH_ARIA_128_GCM_SHA256 -
+0xC059 TLS_DH_DSS_WITH_ARIA_256_GCM_SHA384 -
+0xC05A TLS_DH_anon_WITH_ARIA_128_GCM_SHA256 -
+0xC05B TLS_DH_anon_WITH_ARIA_256_GCM_SHA384 -
+0xC05C TLS_ECDHE_ECDSA_WITH_ARIA_128_GCM_SHA256 ECDHE-ECDSA-ARIA128-GCM-SHA256
+0xC05D TLS_ECDHE_ECDSA_WITH_ARIA_256_GCM_SHA384 ECDHE-ECDSA-ARIA256-GCM-SHA384
+0xC05E TLS_ECDH_ECDSA_WITH_ARIA_128_GCM_SHA256 -
+0xC05F TLS_ECDH_ECDSA_WITH_ARIA_256_GCM_SHA384 -
+0xC060 TLS_ECDHE_RSA_WITH_ARIA_128_GCM_SHA256 ECDHE-ARIA128-GCM-SHA256
+0xC061 TLS_ECDHE_RSA_WITH_ARIA_256_GCM_SHA384 ECDHE-ARIA256-GCM-SHA384
+0xC062 TLS_ECDH_RSA_WITH_ARIA_128_GCM_SHA256 -
+0xC063 TLS_ECDH_RSA_WITH_ARIA_256_GCM_SHA384 -
+0xC064 TLS_PSK_WITH_ARIA_128_CBC_SHA256 -
+0xC065 TLS_PSK_WITH_ARIA_256_CBC_SHA384 -
+0xC066 TLS_DHE_PSK_WITH_ARIA_128_CBC_SHA256 -
+0xC067 TLS_DHE_PSK_WITH_ARIA_256_CBC_SHA384 -
+0xC068 TLS_RSA_PSK_WITH_ARIA_128_CBC_SHA256 -
+0xC069 TLS_RSA_PSK_WITH_ARIA_256_CBC_SHA384 -
+0xC06A TLS_PSK_WITH_ARIA_128_GCM_SHA256 PSK-ARIA128-GCM-SHA256
+0xC06B TLS_PSK_WITH_ARIA_256_GCM_SHA384 PSK-ARIA256-GCM-SHA384
+0xC06C TLS_DHE_PSK_WITH_ARIA_128_GCM_SHA256 DHE-PSK-ARIA128-GCM-SHA256
+0xC06D TLS_DHE_PSK_WITH_ARIA_256_GCM_SHA384 DHE-PSK-ARIA256-GCM-SHA384
+0xC06E TLS_RSA_PSK_WITH_ARIA_128_GCM_SHA256 RSA-PSK-ARIA128-GCM-SHA256
+0xC06F TLS_RSA_PSK_WITH_ARIA_256_GCM_SHA384 RSA-PSK-ARIA256-GCM-SHA384
+0xC070 TLS_ECDHE_PSK_WITH_ARIA_128_CBC_SHA256 -
+0xC071 TLS_ECDHE_PSK_WITH_ARIA_256_CBC_SHA384 -
+0xC072 TLS_ECDHE_ECDSA_WITH_CAMELLIA_128_CBC_SHA256 ECDHE-ECDSA-CAMELLIA128-SHA256
+0xC073 TLS_ECDHE_ECDSA_WITH_CAMELLIA_256_CBC_SHA384 ECDHE-ECDSA-CAMELLIA256-SHA384
+0xC074 TLS_ECDH_ECDSA_WITH_CAMELLIA_128_CBC_SHA256 -
+0xC075 TLS_ECDH_ECDSA_WITH_CAMELLIA_256_CBC_SHA384 -
+0xC076 TLS_ECDHE_RSA_WITH_CAMELLIA_128_CBC_SHA256 ECDHE-RSA-CAMELLIA128-SHA256
+0xC077 TLS_ECDHE_RSA_WITH_CAMELLIA_256_CBC_SHA384 ECDHE-RSA-CAMELLIA256-SHA384
+0xC078 TLS_ECDH_RSA_WITH_CAMELLIA_128_CBC_SHA256 -
+0xC079 TLS_ECDH_RSA_WITH_CAMELLIA_256_CBC_SHA384 -
+0xC07A TLS_RSA_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC07B TLS_RSA_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC07C TLS_DHE_RSA_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC07D TLS_DHE_RSA_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC07E TLS_DH_RSA_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC07F TLS_DH_RSA_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC080 TLS_DHE_DSS_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC081 TLS_DHE_DSS_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC082 TLS_DH_DSS_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC083 TLS_DH_DSS_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC084 TLS_DH_anon_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC085 TLS_DH_anon_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC086 TLS_ECDHE_ECDSA_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC087 TLS_ECDHE_ECDSA_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC088 TLS_ECDH_ECDSA_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC089 TLS_ECDH_ECDSA_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC08A TLS_ECDHE_RSA_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC08B TLS_ECDHE_RSA_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC08C TLS_ECDH_RSA_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC08D TLS_ECDH_RSA_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC08E TLS_PSK_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC08F TLS_PSK_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC090 TLS_DHE_PSK_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC091 TLS_DHE_PSK_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC092 TLS_RSA_PSK_WITH_CAMELLIA_128_GCM_SHA256 -
+0xC093 TLS_RSA_PSK_WITH_CAMELLIA_256_GCM_SHA384 -
+0xC094 TLS_PSK_WITH_CAMELLIA_128_CBC_SHA256 PSK-CAMELLIA128-SHA256
+0xC095 TLS_PSK_WITH_CAMELLIA_256_CBC_SHA384 PSK-CAMELLIA256-SHA384
+0xC096 TLS_DHE_PSK_WITH_CAMELLIA_128_CBC_SHA256 DHE-PSK-CAMELLIA128-SHA256
+0xC097 TLS_DHE_PSK_WITH_CAMELLIA_256_CBC_SHA384 DHE-PSK-CAMELLIA256-SHA384
+0xC098 TLS_RSA_PSK_WITH_CAMELLIA_128_CBC_SHA256 RSA-PSK-CAMELLIA128-SHA256
+0xC099 TLS_RSA_PSK_WITH_CAMELLIA_256_CBC_SHA384 RSA-PSK-CAMELLIA256-SHA384
+0xC09A TLS_ECDHE_PSK_WITH_CAMELLIA_128_CBC_SHA256 ECDHE-PSK-CAMELLIA128-SHA256
+0xC09B TLS_ECDHE_PSK_WITH_CAMELLIA_256_CBC_SHA384 ECDHE-PSK-CAMELLIA256-SHA384
+0xC09C TLS_RSA_WITH_AES_128_CCM AES128-CCM
+0xC09D TLS_RSA_WITH_AES_256_CCM AES256-CCM
+0xC09E TLS_DHE_RSA_WITH_AES_128_CCM DHE-RSA-AES128-CCM
+0xC09F TLS_DHE_RSA_WITH_AES_256_CCM DHE-RSA-AES256-CCM
+0xC0A0 TLS_RSA_WITH_AES_128_CCM_8 AES128-CCM8
+0xC0A1 TLS_RSA_WITH_AES_256_CCM_8 AES256-CCM8
+0xC0A2 TLS_DHE_RSA_WITH_AES_128_CCM_8 DHE-RSA-AES128-CCM8
+0xC0A3 TLS_DHE_RSA_WITH_AES_256_CCM_8 DHE-RSA-AES256-CCM8
+0xC0A4 TLS_PSK_WITH_AES_128_CCM PSK-AES128-CCM
+0xC0A5 TLS_PSK_WITH_AES_256_CCM PSK-AES256-CCM
+0xC0A6 TLS_DHE_PSK_WITH_AES_128_CCM DHE-PSK-AES128-CCM
+0xC0A7 TLS_DHE_PSK_WITH_AES_256_CCM DHE-PSK-AES256-CCM
+0xC0A8 TLS_PSK_WITH_AES_128_CCM_8 PSK-AES128-CCM8
+0xC0A9 TLS_PSK_WITH_AES_256_CCM_8 PSK-AES256-CCM8
+0xC0AA TLS_PSK_DHE_WITH_AES_128_CCM_8 DHE-PSK-AES128-CCM8
+0xC0AB TLS_PSK_DHE_WITH_AES_256_CCM_8 DHE-PSK-AES256-CCM8
+0xC0AC TLS_ECDHE_ECDSA_WITH_AES_128_CCM ECDHE-ECDSA-AES128-CCM
+0xC0AD TLS_ECDHE_ECDSA_WITH_AES_256_CCM ECDHE-ECDSA-AES256-CCM
+0xC0AE TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 ECDHE-ECDSA-AES128-CCM8
+0xC0AF TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8 ECDHE-ECDSA-AES256-CCM8
+0xC0B0 TLS_ECCPWD_WITH_AES_128_GCM_SHA256 -
+0xC0B1 TLS_ECCPWD_WITH_AES_256_GCM_SHA384 -
+0xC0B2 TLS_ECCPWD_WITH_AES_128_CCM_SHA256 -
+0xC0B3 TLS_ECCPWD_WITH_AES_256_CCM_SHA384 -
+0xC0B4 TLS_SHA256_SHA256 -
+0xC0B5 TLS_SHA384_SHA384 -
+0xC100 TLS_GOSTR341112_256_WITH_KUZNYECHIK_CTR_OMAC -
+0xC101 TLS_GOSTR341112_256_WITH_MAGMA_CTR_OMAC -
+0xC102 TLS_GOSTR341112_256_WITH_28147_CNT_IMIT -
+0xC103 TLS_GOSTR341112_256_WITH_KUZNYECHIK_MGM_L -
+0xC104 TLS_GOSTR341112_256_WITH_MAGMA_MGM_L -
+0xC105 TLS_GOSTR341112_256_WITH_KUZNYECHIK_MGM_S -
+0xC106 TLS_GOSTR341112_256_WITH_MAGMA_MGM_S -
+0xCCA8 TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 ECDHE-RSA-CHACHA20-POLY1305
+0xCCA9 TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 ECDHE-ECDSA-CHACHA20-POLY1305
+0xCCAA TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256 DHE-RSA-CHACHA20-POLY1305
+0xCCAB TLS_PSK_WITH_CHACHA20_POLY1305_SHA256 PSK-CHACHA20-POLY1305
+0xCCAC TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256 ECDHE-PSK-CHACHA20-POLY1305
+0xCCAD TLS_DHE_PSK_WITH_CHACHA20_POLY1305_SHA256 DHE-PSK-CHACHA20-POLY1305
+0xCCAE TLS_RSA_PSK_WITH_CHACHA20_POLY1305_SHA256 RSA-PSK-CHACHA20-POLY1305
+0xD001 TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256 -
+0xD002 TLS_ECDHE_PSK_WITH_AES_256_GCM_SHA384 -
+0xD003 TLS_ECDHE_PSK_WITH_AES_128_CCM_8_SHA256 -
+0xD005 TLS_ECDHE_PSK_WITH_AES_128_CCM_SHA256 -
+"""
+
+# Never assigned by IANA (the range is "Reserved"), but OpenSSL 0.9.x and 1.0.x shipped them
+# and old servers still accept them; a scanner that did not offer them would call such a
+# server clean. Same format as above.
+_LEGACY_TABLE = """
+0x0060 TLS_RSA_EXPORT1024_WITH_RC4_56_MD5 EXP1024-RC4-MD5
+0x0061 TLS_RSA_EXPORT1024_WITH_RC2_CBC_56_MD5 EXP1024-RC2-CBC-MD5
+0x0062 TLS_RSA_EXPORT1024_WITH_DES_CBC_SHA EXP1024-DES-CBC-SHA
+0x0063 TLS_DHE_DSS_EXPORT1024_WITH_DES_CBC_SHA EXP1024-DHE-DSS-DES-CBC-SHA
+0x0064 TLS_RSA_EXPORT1024_WITH_RC4_56_SHA EXP1024-RC4-SHA
+0x0065 TLS_DHE_DSS_EXPORT1024_WITH_RC4_56_SHA EXP1024-DHE-DSS-RC4-SHA
+0x0066 TLS_DHE_DSS_WITH_RC4_128_SHA DHE-DSS-RC4-SHA
+0x0080 TLS_GOSTR341094_WITH_28147_CNT_IMIT GOST94-GOST89-GOST89
+0x0081 TLS_GOSTR341001_WITH_28147_CNT_IMIT GOST2001-GOST89-GOST89
+0x0082 TLS_GOSTR341094_WITH_NULL_GOSTR3411 GOST94-NULL-GOST94
+0x0083 TLS_GOSTR341001_WITH_NULL_GOSTR3411 GOST2001-NULL-GOST94
+"""
+
+# SSLv2 CIPHER-SPECs (3 bytes on the wire), from the SSL 2.0 draft (Hickman, 1995).
+_SSLV2_TABLE = """
+0x010080 SSL_CK_RC4_128_WITH_MD5 RC4-MD5
+0x020080 SSL_CK_RC4_128_EXPORT40_WITH_MD5 EXP-RC4-MD5
+0x030080 SSL_CK_RC2_128_CBC_WITH_MD5 RC2-CBC-MD5
+0x040080 SSL_CK_RC2_128_CBC_EXPORT40_WITH_MD5 EXP-RC2-CBC-MD5
+0x050080 SSL_CK_IDEA_128_CBC_WITH_MD5 IDEA-CBC-MD5
+0x060040 SSL_CK_DES_64_CBC_WITH_MD5 DES-CBC-MD5
+0x0700C0 SSL_CK_DES_192_EDE3_CBC_WITH_MD5 DES-CBC3-MD5
+"""
+
+
+class UnknownSuiteNameError(ValueError):
+    """A registry line whose name does not follow the IANA naming pattern."""
+
+
+@dataclass(frozen=True)
+class CipherSuite:
+    """One cipher suite (or SSLv2 cipher spec) and what it is made of. `cipher_bits` is the
+    effective strength: 112 for 3DES, 40 for EXPORT ciphers, 0 without encryption."""
+
+    code: int
+    name: str  # IANA name; SSL_CK_* for SSLv2 cipher specs
+    openssl_name: str | None
+    protocol: Protocol
+    kex: str  # RSA, DHE, ECDHE, DH, ECDH, PSK, DHE_PSK, ECDHE_PSK, RSA_PSK, SRP, ... ; any
+    auth: str  # RSA, DSS, ECDSA, anon, PSK, KRB5, SRP, NULL, ... ; any
+    cipher: str  # AES_128_GCM, CHACHA20_POLY1305, 3DES_EDE_CBC, RC4_128, NULL, ...
+    cipher_bits: int
+    mac: str  # MD5, SHA, SHA256, SHA384, ...; AEAD for authenticated-encryption suites
+    aead: bool
+    export: bool
+    min_version: TlsVersion
+    iana: bool = True  # False for the pre-IANA OpenSSL suites and the SSLv2 cipher specs
+    signaling: bool = False  # an SCSV: a flag in the offer, never negotiated
+
+    @property
+    def pfs(self) -> bool:
+        return self.protocol == "tls13" or self.kex in _EPHEMERAL_KEX
+
+    @property
+    def anonymous(self) -> bool:
+        return self.auth in ("anon", "NULL") and not self.signaling
+
+    @property
+    def null_cipher(self) -> bool:
+        return self.cipher == "NULL" and not self.signaling
+
+    @property
+    def rc4(self) -> bool:
+        return self.cipher.startswith("RC4")
+
+    @property
+    def des3(self) -> bool:
+        return self.cipher == "3DES_EDE_CBC"
+
+    @property
+    def cbc(self) -> bool:
+        return "CBC" in self.cipher
+
+
+@dataclass(frozen=True)
+class NamedGroup:
+    """A key-exchange group of the IANA "TLS Supported Groups" registry. `bits` is the size
+    that sets its strength: the curve order for EC, the modulus for finite-field groups, the
+    classical part for hybrids and the ML-KEM parameter set for pure post-quantum groups."""
+
+    code: int
+    name: str
+    kind: GroupKind
+    bits: int
+
+
+_EPHEMERAL_KEX = frozenset({"DHE", "ECDHE", "DHE_PSK", "ECDHE_PSK", "ECCPWD"})
+
+# cipher token (as in the suite name) -> (normalized name, effective bits, AEAD)
+_CIPHERS: dict[str, tuple[str, int, bool]] = {
+    "NULL": ("NULL", 0, False),
+    "RC4_40": ("RC4_40", 40, False),
+    "RC4_56": ("RC4_56", 56, False),
+    "RC4_128": ("RC4_128", 128, False),
+    "RC2_CBC_40": ("RC2_CBC_40", 40, False),
+    "RC2_CBC_56": ("RC2_CBC_56", 56, False),
+    "DES40_CBC": ("DES40_CBC", 40, False),
+    "DES_CBC_40": ("DES40_CBC", 40, False),  # the KRB5 EXPORT spelling of the same cipher
+    "DES_CBC": ("DES_CBC", 56, False),
+    "3DES_EDE_CBC": ("3DES_EDE_CBC", 112, False),  # meet-in-the-middle: 168-bit key, 112 bits
+    "IDEA_CBC": ("IDEA_CBC", 128, False),
+    "SEED_CBC": ("SEED_CBC", 128, False),
+    "28147_CNT": ("GOST28147_CNT", 256, False),
+    "KUZNYECHIK_CTR": ("KUZNYECHIK_CTR", 256, False),
+    "MAGMA_CTR": ("MAGMA_CTR", 256, False),
+    "CHACHA20_POLY1305": ("CHACHA20_POLY1305", 256, True),
+    "SM4_GCM": ("SM4_GCM", 128, True),
+    "SM4_CCM": ("SM4_CCM", 128, True),
+}
+for _family in ("AES", "CAMELLIA", "ARIA"):
+    for _bits in (128, 256):
+        for _mode, _aead in (("CBC", False), ("GCM", True), ("CCM", True), ("CCM_8", True)):
+            _CIPHERS[f"{_family}_{_bits}_{_mode}"] = (f"{_family}_{_bits}_{_mode}", _bits, _aead)
+for _mode in ("MGM_L", "MGM_S"):
+    for _block in ("KUZNYECHIK", "MAGMA"):
+        _CIPHERS[f"{_block}_{_mode}"] = (f"{_block}_{_mode}", 256, True)
+
+_MACS = ("NULL", "MD5", "SHA", "SHA256", "SHA384", "IMIT", "OMAC", "GOSTR3411", "SM3")
+
+# key-exchange part of a name (before _WITH_, without _EXPORT) -> (kex, auth)
+_KEY_EXCHANGES: dict[str, tuple[str, str]] = {
+    "NULL": ("NULL", "NULL"),
+    "RSA": ("RSA", "RSA"),
+    "DH_DSS": ("DH", "DSS"),
+    "DH_RSA": ("DH", "RSA"),
+    "DHE_DSS": ("DHE", "DSS"),
+    "DHE_RSA": ("DHE", "RSA"),
+    "DH_anon": ("DH", "anon"),
+    "KRB5": ("KRB5", "KRB5"),
+    "PSK": ("PSK", "PSK"),
+    "DHE_PSK": ("DHE_PSK", "PSK"),
+    "PSK_DHE": ("DHE_PSK", "PSK"),  # RFC 6655 spells 0xC0AA/0xC0AB this way round
+    "RSA_PSK": ("RSA_PSK", "RSA"),
+    "ECDHE_PSK": ("ECDHE_PSK", "PSK"),
+    "ECDH_ECDSA": ("ECDH", "ECDSA"),
+    "ECDH_RSA": ("ECDH", "RSA"),
+    "ECDHE_ECDSA": ("ECDHE", "ECDSA"),
+    "ECDHE_RSA": ("ECDHE", "RSA"),
+    "ECDH_anon": ("ECDH", "anon"),
+    "SRP_SHA": ("SRP", "SRP"),
+    "SRP_SHA_RSA": ("SRP", "RSA"),
+    "SRP_SHA_DSS": ("SRP", "DSS"),
+    "ECCPWD": ("ECCPWD", "ECCPWD"),
+    "GOSTR341094": ("GOST", "GOST"),
+    "GOSTR341001": ("GOST", "GOST"),
+    "GOSTR341112_256": ("GOST", "GOST"),
+}
+
+# SSLv2 cipher-spec name body -> (cipher, bits, export)
+_SSLV2_CIPHERS: dict[str, tuple[str, int, bool]] = {
+    "RC4_128": ("RC4_128", 128, False),
+    "RC4_128_EXPORT40": ("RC4_40", 40, True),
+    "RC2_128_CBC": ("RC2_CBC_128", 128, False),
+    "RC2_128_CBC_EXPORT40": ("RC2_CBC_40", 40, True),
+    "IDEA_128_CBC": ("IDEA_CBC", 128, False),
+    "DES_64_CBC": ("DES_CBC", 56, False),
+    "DES_192_EDE3_CBC": ("3DES_EDE_CBC", 112, False),
+}
+
+
+def parse_name(code: int, name: str, openssl_name: str | None = None) -> CipherSuite:
+    """The properties a suite name spells out. Raises UnknownSuiteNameError for a name that
+    does not follow the IANA pattern (a registry line to fix, never a server's doing)."""
+    if name.startswith("SSL_CK_") and name.endswith("_WITH_MD5"):
+        body = name.removeprefix("SSL_CK_").removesuffix("_WITH_MD5")
+        if body not in _SSLV2_CIPHERS:
+            raise UnknownSuiteNameError(f"unknown SSLv2 cipher spec {name}")
+        cipher, bits, export = _SSLV2_CIPHERS[body]
+        return CipherSuite(
+            code=code,
+            name=name,
+            openssl_name=openssl_name,
+            protocol="sslv2",
+            kex="RSA",
+            auth="RSA",
+            cipher=cipher,
+            cipher_bits=bits,
+            mac="MD5",
+            aead=False,
+            export=export,
+            min_version=TlsVersion.SSL2,
+            iana=False,
+        )
+    if not name.startswith("TLS_"):
+        raise UnknownSuiteNameError(f"{name} is not a TLS suite name")
+    if name.endswith("_SCSV"):
+        return _tls13_or_signal(code, name, openssl_name, "NULL", 0, "NULL", signaling=True)
+    if "_WITH_" not in name:
+        return _parse_tls13(code, name, openssl_name)
+    exchange, _, rest = name.removeprefix("TLS_").partition("_WITH_")
+    export = False
+    for marker in ("_EXPORT1024", "_EXPORT"):
+        if exchange.endswith(marker):
+            exchange, export = exchange.removesuffix(marker), True
+    if exchange not in _KEY_EXCHANGES:
+        raise UnknownSuiteNameError(f"{name}: unknown key exchange {exchange}")
+    kex, auth = _KEY_EXCHANGES[exchange]
+    cipher_token, mac = _split_mac(name, rest)
+    cipher, bits, aead = _CIPHERS[cipher_token]
+    if cipher.endswith(("MGM_L", "MGM_S")):  # RFC 9367: the GOST suites of TLS 1.3
+        return _tls13_or_signal(code, name, openssl_name, cipher, bits, "AEAD")
+    tls12 = aead or mac in ("SHA256", "SHA384") or cipher.startswith("ARIA")
+    tls12 = tls12 or kex == "ECCPWD" or exchange == "GOSTR341112_256"
+    return CipherSuite(
+        code=code,
+        name=name,
+        openssl_name=openssl_name,
+        protocol="tls",
+        kex=kex,
+        auth=auth,
+        cipher=cipher,
+        cipher_bits=bits,
+        mac="AEAD" if aead else mac,
+        aead=aead,
+        export=export,
+        min_version=TlsVersion.TLS12 if tls12 else TlsVersion.SSL3,
+    )
+
+
+def _split_mac(name: str, rest: str) -> tuple[str, str]:
+    """(cipher token, MAC or PRF hash) of what follows _WITH_; CCM suites name no hash."""
+    if rest in _CIPHERS:
+        return rest, "AEAD"
+    head, _, last = rest.rpartition("_")
+    if last in _MACS and head in _CIPHERS:
+        return head, last
+    raise UnknownSuiteNameError(f"{name}: unknown cipher or MAC in {rest}")
+
+
+def _parse_tls13(code: int, name: str, openssl_name: str | None) -> CipherSuite:
+    body = name.removeprefix("TLS_")
+    if body in ("SHA256_SHA256", "SHA384_SHA384"):  # RFC 9150: integrity only, no encryption
+        return _tls13_or_signal(code, name, openssl_name, "NULL", 0, body.split("_")[0])
+    cipher_token, _ = _split_mac(name, body)
+    cipher, bits, aead = _CIPHERS[cipher_token]
+    if not aead:
+        raise UnknownSuiteNameError(f"{name}: TLS 1.3 suites are AEAD")
+    return _tls13_or_signal(code, name, openssl_name, cipher, bits, "AEAD")
+
+
+def _tls13_or_signal(
+    code: int,
+    name: str,
+    openssl_name: str | None,
+    cipher: str,
+    bits: int,
+    mac: str,
+    *,
+    signaling: bool = False,
+) -> CipherSuite:
+    """A TLS 1.3 suite (key exchange and authentication are negotiated apart from it), or an
+    SCSV (nothing at all)."""
+    return CipherSuite(
+        code=code,
+        name=name,
+        openssl_name=openssl_name,
+        protocol="tls" if signaling else "tls13",
+        kex="NULL" if signaling else "any",
+        auth="NULL" if signaling else "any",
+        cipher=cipher,
+        cipher_bits=bits,
+        mac=mac,
+        aead=mac == "AEAD",
+        export=False,
+        min_version=TlsVersion.SSL3 if signaling else TlsVersion.TLS13,
+        signaling=signaling,
+    )
+
+
+def _load(table: str, *, iana: bool) -> list[CipherSuite]:
+    loaded = []
+    for line in table.strip().splitlines():
+        code_text, name_text, openssl = line.split()
+        parsed = parse_name(int(code_text, 16), name_text, None if openssl == "-" else openssl)
+        loaded.append(parsed if iana else replace(parsed, iana=False))
+    return loaded
+
+
+_ALL = [
+    *_load(_TLS_TABLE, iana=True),
+    *_load(_LEGACY_TABLE, iana=False),
+    *_load(_SSLV2_TABLE, iana=False),
+]
+BY_CODE: Mapping[int, CipherSuite] = MappingProxyType({s.code: s for s in _ALL})
+BY_NAME: Mapping[str, CipherSuite] = MappingProxyType({s.name: s for s in _ALL})
+TLS13_SUITES = (0x1301, 0x1302, 0x1303, 0x1304, 0x1305)  # RFC 8446 B.4
+
+
+def suite(code_or_name: int | str) -> CipherSuite:
+    """The suite with this code or IANA name; KeyError when the registry has none."""
+    if isinstance(code_or_name, int):
+        return BY_CODE[code_or_name]
+    return BY_NAME[code_or_name]
+
+
+def name(code: int) -> str:
+    """The IANA name of a code, or UNKNOWN_0x.... for a code the registry lacks (a server
+    may answer with anything)."""
+    known = BY_CODE.get(code)
+    if known is not None:
+        return known.name
+    return f"UNKNOWN_0x{code:06X}" if code > 0xFFFF else f"UNKNOWN_0x{code:04X}"
+
+
+def code(suite_name: str) -> int:
+    """The code of an IANA suite name; KeyError for a name the registry lacks."""
+    return BY_NAME[suite_name].code
+
+
+@cache
+def tls_suites(version: TlsVersion) -> tuple[int, ...]:
+    """The codes to offer for a version: the five RFC 8446 suites for TLS 1.3; for SSLv3 to
+    TLS 1.2 every other suite that can exist in that version (no SCSVs). SSLv2 has cipher
+    specs instead: see `sslv2_specs`."""
+    if version is TlsVersion.SSL2:
+        raise ValueError("SSLv2 has cipher specs, not suites: use sslv2_specs()")
+    if version is TlsVersion.TLS13:
+        return TLS13_SUITES
+    return tuple(
+        s.code
+        for s in _ALL
+        if s.protocol == "tls" and not s.signaling and s.min_version.rank <= version.rank
+    )
+
+
+def sslv2_specs() -> tuple[int, ...]:
+    """The seven SSLv2 cipher specs, 3-byte codes."""
+    return tuple(s.code for s in _ALL if s.protocol == "sslv2")
+
+
+# --- named groups (IANA "TLS Supported Groups") -------------------------------------------
+
+_GROUP_TABLE: tuple[tuple[int, str, GroupKind, int], ...] = (
+    (1, "sect163k1", "ec", 163),
+    (2, "sect163r1", "ec", 163),
+    (3, "sect163r2", "ec", 163),
+    (4, "sect193r1", "ec", 193),
+    (5, "sect193r2", "ec", 193),
+    (6, "sect233k1", "ec", 233),
+    (7, "sect233r1", "ec", 233),
+    (8, "sect239k1", "ec", 239),
+    (9, "sect283k1", "ec", 283),
+    (10, "sect283r1", "ec", 283),
+    (11, "sect409k1", "ec", 409),
+    (12, "sect409r1", "ec", 409),
+    (13, "sect571k1", "ec", 571),
+    (14, "sect571r1", "ec", 571),
+    (15, "secp160k1", "ec", 160),
+    (16, "secp160r1", "ec", 160),
+    (17, "secp160r2", "ec", 160),
+    (18, "secp192k1", "ec", 192),
+    (19, "secp192r1", "ec", 192),
+    (20, "secp224k1", "ec", 224),
+    (21, "secp224r1", "ec", 224),
+    (22, "secp256k1", "ec", 256),
+    (23, "secp256r1", "ec", 256),
+    (24, "secp384r1", "ec", 384),
+    (25, "secp521r1", "ec", 521),
+    (26, "brainpoolP256r1", "ec", 256),
+    (27, "brainpoolP384r1", "ec", 384),
+    (28, "brainpoolP512r1", "ec", 512),
+    # X25519 is a 255-bit curve with ~128-bit security, the same class as P-256.
+    (29, "x25519", "ec", 256),
+    (30, "x448", "ec", 448),
+    (31, "brainpoolP256r1tls13", "ec", 256),
+    (32, "brainpoolP384r1tls13", "ec", 384),
+    (33, "brainpoolP512r1tls13", "ec", 512),
+    (34, "GC256A", "ec", 256),
+    (35, "GC256B", "ec", 256),
+    (36, "GC256C", "ec", 256),
+    (37, "GC256D", "ec", 256),
+    (38, "GC512A", "ec", 512),
+    (39, "GC512B", "ec", 512),
+    (40, "GC512C", "ec", 512),
+    (41, "curveSM2", "ec", 256),
+    (256, "ffdhe2048", "ff", 2048),
+    (257, "ffdhe3072", "ff", 3072),
+    (258, "ffdhe4096", "ff", 4096),
+    (259, "ffdhe6144", "ff", 6144),
+    (260, "ffdhe8192", "ff", 8192),
+    (512, "MLKEM512", "pq", 512),
+    (513, "MLKEM768", "pq", 768),
+    (514, "MLKEM1024", "pq", 1024),
+    (4587, "SecP256r1MLKEM768", "hybrid", 256),
+    (4588, "X25519MLKEM768", "hybrid", 256),
+    (4589, "SecP384r1MLKEM1024", "hybrid", 384),
+    (25497, "X25519Kyber768Draft00", "hybrid", 256),
+    (25498, "SecP256r1Kyber768Draft00", "hybrid", 256),
+)
+GROUPS: Mapping[int, NamedGroup] = MappingProxyType(
+    {code: NamedGroup(code, name, kind, bits) for code, name, kind, bits in _GROUP_TABLE}
+)
+GROUPS_BY_NAME: Mapping[str, NamedGroup] = MappingProxyType({g.name: g for g in GROUPS.values()})
+
+
+def group(code_or_name: int | str) -> NamedGroup | None:
+    """The named group with this code or IANA name, None when the registry has none."""
+    if isinstance(code_or_name, int):
+        return GROUPS.get(code_or_name)
+    return GROUPS_BY_NAME.get(code_or_name)
+
+
+def group_name(code: int) -> str:
+    known = GROUPS.get(code)
+    return known.name if known is not None else f"unknown_0x{code:04x}"
+
+
+def group_bits(code: int) -> int:
+    """The group's size (see NamedGroup); 0 for a code the registry lacks."""
+    known = GROUPS.get(code)
+    return known.bits if known is not None else 0
+
+
+def group_kind(code: int) -> GroupKind | None:
+    known = GROUPS.get(code)
+    return known.kind if known is not None else None
+
+
+# --- signature schemes (IANA "TLS SignatureScheme", plus the TLS 1.2 hash/signature pairs
+# it reserves for backward compatibility) -------------------------------------------------
+
+SIGNATURE_SCHEMES: Mapping[int, str] = MappingProxyType(
+    {
+        0x0101: "rsa_pkcs1_md5",
+        0x0102: "dsa_md5",
+        0x0103: "ecdsa_md5",
+        0x0201: "rsa_pkcs1_sha1",
+        0x0202: "dsa_sha1",
+        0x0203: "ecdsa_sha1",
+        0x0301: "rsa_pkcs1_sha224",
+        0x0302: "dsa_sha224",
+        0x0303: "ecdsa_sha224",
+        0x0401: "rsa_pkcs1_sha256",
+        0x0402: "dsa_sha256",
+        0x0403: "ecdsa_secp256r1_sha256",
+        0x0501: "rsa_pkcs1_sha384",
+        0x0502: "dsa_sha384",
+        0x0503: "ecdsa_secp384r1_sha384",
+        0x0601: "rsa_pkcs1_sha512",
+        0x0602: "dsa_sha512",
+        0x0603: "ecdsa_secp521r1_sha512",
+        0x0708: "sm2sig_sm3",
+        0x0709: "gostr34102012_256a",
+        0x070A: "gostr34102012_256b",
+        0x070B: "gostr34102012_256c",
+        0x070C: "gostr34102012_256d",
+        0x070D: "gostr34102012_512a",
+        0x070E: "gostr34102012_512b",
+        0x070F: "gostr34102012_512c",
+        0x0804: "rsa_pss_rsae_sha256",
+        0x0805: "rsa_pss_rsae_sha384",
+        0x0806: "rsa_pss_rsae_sha512",
+        0x0807: "ed25519",
+        0x0808: "ed448",
+        0x0809: "rsa_pss_pss_sha256",
+        0x080A: "rsa_pss_pss_sha384",
+        0x080B: "rsa_pss_pss_sha512",
+        0x081A: "ecdsa_brainpoolP256r1tls13_sha256",
+        0x081B: "ecdsa_brainpoolP384r1tls13_sha384",
+        0x081C: "ecdsa_brainpoolP512r1tls13_sha512",
+        0x0904: "mldsa44",
+        0x0905: "mldsa65",
+        0x0906: "mldsa87",
+    }
+)
+
+
+def signature_scheme_name(code: int) -> str:
+    return SIGNATURE_SCHEMES.get(code, f"unknown_0x{code:04x}")
