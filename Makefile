@@ -33,6 +33,7 @@ lint: setup
 
 bench: setup
 	$(PY) bench/portscan.py
+	$(PY) bench/tls.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -17,7 +17,17 @@ DEFAULT_CONFIG = Path("posture.toml")
 DEFAULT_DB = Path("posture.db")
 
 _TOP_KEYS = {"db", "scope", "exclude", "packs", "scan"}
-_SCAN_KEYS = {"ports", "concurrency", "timeout", "chunk_size"}
+_SCAN_KEYS = {
+    "ports",
+    "concurrency",
+    "timeout",
+    "chunk_size",
+    "tls",
+    "tls_connections",
+    "tls_delay",
+    "cert_warn_days",
+    "ca_file",
+}
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,11 @@ class ScanDefaults:
     concurrency: int = 4
     timeout: str = "5m"  # per-host timeout, nmap --host-timeout syntax
     chunk_size: int = 16
+    tls: bool = True  # assess TLS ports found by the scan
+    tls_connections: int = 5  # TLS connections at once per host
+    tls_delay: float = 0.0  # seconds between TLS connections to one host
+    cert_warn_days: int = 30
+    ca_file: Path | None = None  # trust anchors instead of the system store
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,12 @@ def _str_list(value: Any, key: str, path: Path) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ConfigError(f"{path}: '{key}' must be a string or a list of strings")
+
+
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"'{key}' must be true or false")
+    return value
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -78,6 +99,11 @@ def load_config(path: Path | None = None) -> Config:
             concurrency=int(scan_raw.get("concurrency", defaults.concurrency)),
             timeout=str(scan_raw.get("timeout", defaults.timeout)),
             chunk_size=int(scan_raw.get("chunk_size", defaults.chunk_size)),
+            tls=_bool(scan_raw.get("tls", defaults.tls), "tls"),
+            tls_connections=int(scan_raw.get("tls_connections", defaults.tls_connections)),
+            tls_delay=float(scan_raw.get("tls_delay", defaults.tls_delay)),
+            cert_warn_days=int(scan_raw.get("cert_warn_days", defaults.cert_warn_days)),
+            ca_file=base / str(scan_raw["ca_file"]) if "ca_file" in scan_raw else None,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: [scan]: {exc}") from None

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanner.probes.tls.model import TlsEndpoint
+
 
 class Severity(enum.Enum):
     """Finding severity; `rank` orders them (critical is highest)."""
@@ -99,6 +101,8 @@ class Service:
     # Results of active service checks, keyed by check name (e.g. "redis", "ftp"); each value
     # is a flat mapping of fact name to value, exposed to rules as "<check>.<fact>".
     checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    # The full TLS assessment of this port when one ran (its flat facts are checks["tls"]).
+    tls: TlsEndpoint | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ def host_sort_key(host: str) -> tuple[int, int, str]:
     return (0 if address.version == 4 else 1, int(address), host)
 
 
-def finding_sort_key(finding: StoredFinding) -> tuple[Any, ...]:
+def finding_sort_key(finding: Finding | StoredFinding) -> tuple[Any, ...]:
     """The one order of findings, for the store, the CLI and every report.
 
     Highest severity first, then host (`host_sort_key`), port (host-level findings, port None,

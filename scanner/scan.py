@@ -7,6 +7,7 @@ finished and can be resumed host by host.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import Counter
@@ -14,12 +15,16 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from scanner.errors import ConfigError, ScanFailedError
 from scanner.model import Finding, Host, HostState, ScanRecord, ScanStatus
 from scanner.probes.checks import run_checks
 from scanner.probes.portscan import PortSpec, parse_nmap_time, parse_ports, scan_chunk
+from scanner.probes.tls.assess import TlsOptions
+from scanner.probes.tls.hosts import assess_hosts, tls_endpoint_for
+from scanner.rating.tls_facts import tls_facts
 from scanner.rules import RuleSet, evaluate
 from scanner.safetext import for_terminal
 from scanner.store.db import Store, Undetermined
@@ -46,6 +51,12 @@ class ScanOptions:
     no_ping: bool = False
     check_timeout: float = 5.0
     version_intensity: int | None = None
+    tls: bool = True  # assess every TLS port found (protocols, suites, certificate, grade)
+    tls_timeout: float = 5.0
+    tls_connections: int = 5  # per host, at once
+    tls_delay: float = 0.0  # seconds between connections to one host
+    cert_warn_days: int = 30
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.concurrency > 64:
@@ -55,6 +66,19 @@ class ScanOptions:
         # Fail on a bad port list or timeout before anything starts (or is recorded).
         parse_ports(self.ports)
         parse_nmap_time(self.host_timeout)
+        try:
+            self.tls_options()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def tls_options(self) -> TlsOptions:
+        return TlsOptions(
+            timeout=self.tls_timeout,
+            connections_per_host=self.tls_connections,
+            delay=self.tls_delay,
+            warn_days=self.cert_warn_days,
+            ca_file=Path(self.ca_file) if self.ca_file else None,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +89,12 @@ class ScanOptions:
             "no_ping": self.no_ping,
             "check_timeout": self.check_timeout,
             "version_intensity": self.version_intensity,
+            "tls": self.tls,
+            "tls_timeout": self.tls_timeout,
+            "tls_connections": self.tls_connections,
+            "tls_delay": self.tls_delay,
+            "cert_warn_days": self.cert_warn_days,
+            "ca_file": self.ca_file,
         }
 
     @classmethod
@@ -125,6 +155,43 @@ def undetermined_rules(ruleset: RuleSet, hosts: Iterable[Host]) -> list[Undeterm
     return found
 
 
+def with_tls(hosts: list[Host], options: TlsOptions) -> list[Host]:
+    """The hosts with every TLS port's assessment attached: the whole `TlsEndpoint` as
+    `Service.tls`, its flat facts as `Service.checks["tls"]` (empty when the assessment failed,
+    so TLS rules are undetermined there). A plain-text port that refused STARTTLS gets neither."""
+    found = assess_hosts(hosts, options)
+    if not found:
+        return hosts
+    updated = [list(host.services) for host in hosts]
+    for (h, s), endpoint in found.items():
+        if endpoint.starttls_refused:
+            continue
+        service = updated[h][s]
+        updated[h][s] = dataclasses.replace(
+            service, tls=endpoint, checks={**service.checks, "tls": tls_facts(endpoint)}
+        )
+    return [
+        dataclasses.replace(host, services=tuple(services))
+        for host, services in zip(hosts, updated, strict=True)
+    ]
+
+
+def without_tls(hosts: list[Host]) -> list[Host]:
+    """The hosts with every TLS-looking port marked as assessed-without-answer (an empty
+    `checks["tls"]`): with TLS assessment off, the TLS rules are undetermined there, so findings
+    an earlier scan made are kept open rather than declared fixed."""
+    updated = []
+    for host in hosts:
+        services = tuple(
+            dataclasses.replace(service, checks={**service.checks, "tls": {}})
+            if host.state is HostState.UP and tls_endpoint_for(host, service) is not None
+            else service
+            for service in host.services
+        )
+        updated.append(dataclasses.replace(host, services=services))
+    return updated
+
+
 @dataclass(frozen=True)
 class _ChunkWork:
     hosts: list[Host]
@@ -154,6 +221,10 @@ def _scan_one_chunk(
         run_checks(h, timeout=options.check_timeout) if h.state is HostState.UP else h
         for h in result.hosts
     ]
+    if options.tls and not cancel.is_set():
+        hosts = with_tls(hosts, options.tls_options())
+    else:
+        hosts = without_tls(hosts)
     return _ChunkWork(
         hosts,
         evaluate(ruleset, hosts),

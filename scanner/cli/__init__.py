@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from scanner import __version__
-from scanner.cli import findings, report, rules, scan
+from scanner.cli import findings, report, rules, scan, tls
 from scanner.config import load_config
 from scanner.errors import PostureError
 from scanner.safetext import for_terminal
@@ -44,7 +44,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = load_config(config_path)
 
 
-for _module in (scan, findings, report, rules):
+for _module in (scan, tls, findings, report, rules):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import click
 from rich.console import Console
@@ -29,6 +30,7 @@ from scanner.cli.common import (
     rules_option,
 )
 from scanner.cli.findings import findings_table
+from scanner.cli.tls import tls_summary, tls_table
 from scanner.errors import EXIT_FINDINGS, ConfigError
 from scanner.model import FindingStatus, Severity
 from scanner.probes.portscan import find_nmap
@@ -85,6 +87,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+T = TypeVar("T")
+
+
+def pick(given: T | None, default: T) -> T:
+    """The option when given (even 0), else the config's value."""
+    return given if given is not None else default
+
+
 @click.command("scan")
 @click.argument("targets", nargs=-1)
 @click.option(
@@ -103,6 +113,34 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--chunk-size", type=int, default=None, help="Hosts per nmap process [16].")
 @click.option("--timeout", "host_timeout", default=None, help="Per-host timeout, e.g. 90s, 5m.")
 @click.option("--no-ping", is_flag=True, help="Skip host discovery (nmap -Pn).")
+@click.option("--no-tls", is_flag=True, help="Do not assess the TLS ports found.")
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Trust these PEM roots instead of the system store when checking certificates.",
+)
+@click.option(
+    "--cert-warn-days",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Flag certificates expiring within this many days [30].",
+)
+@click.option(
+    "--tls-connections",
+    type=int,
+    default=5,
+    show_default=True,
+    help="TLS connections at once per host [5].",
+)
+@click.option(
+    "--tls-delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds between TLS connections to one host [0].",
+)
 @rules_option
 @click.option("--resume", "resume_id", type=int, default=None, help="Finish scan ID.")
 @click.option(
@@ -124,6 +162,11 @@ def scan_command(
     chunk_size: int | None,
     host_timeout: str | None,
     no_ping: bool,
+    no_tls: bool,
+    ca_file: Path | None,
+    cert_warn_days: int | None,
+    tls_connections: int | None,
+    tls_delay: float | None,
     rule_paths: tuple[Path, ...],
     resume_id: int | None,
     fail_on: str | None,
@@ -160,6 +203,13 @@ def scan_command(
             concurrency=concurrency if concurrency is not None else defaults.concurrency,
             chunk_size=chunk_size if chunk_size is not None else defaults.chunk_size,
             no_ping=no_ping,
+            tls=defaults.tls and not no_tls,
+            ca_file=str(trust_file.resolve())
+            if (trust_file := ca_file or defaults.ca_file)
+            else None,
+            cert_warn_days=pick(cert_warn_days, defaults.cert_warn_days),
+            tls_connections=pick(tls_connections, defaults.tls_connections),
+            tls_delay=pick(tls_delay, defaults.tls_delay),
         )
         all_excludes = (*cfg.exclude, *excludes)
         target_set = parse_targets(targets, all_excludes)
@@ -204,6 +254,7 @@ def scan_command(
             "findings_new": outcome.new,
             "findings_reopened": outcome.reopened,
             "findings_fixed": outcome.fixed,
+            "tls": [tls_summary(e) for e in store.tls_endpoints(scan_id)],
             "findings": [finding_as_dict(f) for f in found],
         }
         click.echo(json.dumps(doc, indent=2))
@@ -211,6 +262,9 @@ def scan_command(
         out = console()
         if found:
             out.print(findings_table(found, title=f"Findings of scan {scan_id}"))
+        tls = store.tls_endpoints(scan_id)
+        if tls:
+            out.print(tls_table(tls, title=f"TLS endpoints of scan {scan_id}"))
         states = ", ".join(f"{n} {s}" for s, n in sorted(outcome.hosts_by_state.items()))
         out.print(
             f"scan {scan_id} {outcome.scan.status.value}: {outcome.scan.hosts_total} hosts "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,12 @@ class RuleSet:
     def pack_labels(self) -> tuple[str, ...]:
         """Each pack as "name@version", the way a scan records them."""
         return tuple(pack.label for pack in self.packs)
+
+    def only(self, keep: Callable[[Rule], bool]) -> RuleSet:
+        """The same packs holding only the rules `keep` accepts (packs left empty are dropped)."""
+        packs = []
+        for pack in self.packs:
+            rules = tuple(rule for rule in pack.rules if keep(rule))
+            if rules:
+                packs.append(dataclasses.replace(pack, rules=rules))
+        return RuleSet(packs)

@@ -33,6 +33,8 @@ from scanner.model import (
     finding_sort_key,
     host_sort_key,
 )
+from scanner.probes.tls.export import endpoint_from_dict
+from scanner.probes.tls.model import TlsEndpoint
 from scanner.store.lifecycle import (
     PEOPLE_STATUSES,
     ChunkSummary,
@@ -50,6 +52,7 @@ from scanner.store.rows import (
     service_from_row,
     service_row,
     stored_finding_from_row,
+    tls_row,
     to_json,
 )
 from scanner.store.schema import migrate
@@ -320,6 +323,14 @@ class Store:
         ]
         return sorted(hosts, key=lambda h: host_sort_key(h.address))
 
+    def tls_endpoints(self, scan_id: int) -> list[TlsEndpoint]:
+        """The TLS assessments a scan stored, in address and port order."""
+        with self._lock:
+            self._scan_row(scan_id)
+            rows = self._rows("SELECT data FROM tls_endpoints WHERE scan_id = ?", (scan_id,))
+        found = [endpoint_from_dict(json.loads(row["data"])) for row in rows]
+        return sorted(found, key=lambda e: (host_sort_key(e.host), e.port))
+
     def record_chunk(
         self,
         scan_id: int,
@@ -398,7 +409,7 @@ class Store:
             pk=("scan_id", "address"),
         )
         # A host stored again (a retried chunk) replaces what was stored of it before.
-        for table in ("services", "scan_undetermined"):
+        for table in ("services", "scan_undetermined", "tls_endpoints"):
             self.db.execute(
                 f"DELETE FROM {table} WHERE scan_id = ? AND address = ?",  # noqa: S608
                 (scan_id, host.address),
@@ -406,6 +417,10 @@ class Store:
         self.db.table("services").upsert_all(
             [service_row(scan_id, host.address, s) for s in host.services],
             pk=("scan_id", "address", "proto", "port"),
+        )
+        self.db.table("tls_endpoints").upsert_all(
+            [tls_row(scan_id, host.address, s) for s in host.services if s.tls is not None],
+            pk=("scan_id", "address", "port"),
         )
 
     def _record_sighting(self, scan_id: int, finding: Finding, now: str, today: date) -> str:

@@ -17,6 +17,7 @@ from scanner.model import (
     Severity,
     StoredFinding,
 )
+from scanner.probes.tls.export import endpoint_as_dict
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,22 @@ def service_row(scan_id: int, address: str, service: Service) -> dict[str, Any]:
         "cpe": to_json(list(service.cpe)),
         "banner": service.banner,
         "checks": to_json({k: dict(v) for k, v in service.checks.items()}),
+    }
+
+
+def tls_row(scan_id: int, address: str, service: Service) -> dict[str, Any]:
+    endpoint = service.tls
+    assert endpoint is not None
+    grade = service.checks.get("tls", {}).get("grade")
+    return {
+        "scan_id": scan_id,
+        "address": address,
+        "port": service.port,
+        "sni": endpoint.sni,
+        "starttls": endpoint.starttls.value if endpoint.starttls else None,
+        "grade": grade if isinstance(grade, str) else None,
+        "error": endpoint.error,
+        "data": to_json(endpoint_as_dict(endpoint)),
     }
 
 

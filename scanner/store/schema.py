@@ -166,7 +166,29 @@ def _undetermined_checks(db: sqlite_utils.Database) -> None:
     _statements(db, _UNDETERMINED_SCHEMA)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_initial_schema, _undetermined_checks)
+_TLS_SCHEMA = """
+-- The full TLS assessment of each TLS port a scan assessed (posture tls --json's document), the
+-- flat facts rules matched are in services.checks.
+CREATE TABLE tls_endpoints (
+    scan_id INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL CHECK (port BETWEEN 0 AND 65535),
+    sni TEXT,
+    starttls TEXT,
+    grade TEXT,
+    error TEXT,
+    data TEXT NOT NULL,
+    PRIMARY KEY (scan_id, address, port),
+    FOREIGN KEY (scan_id, address) REFERENCES scan_hosts(scan_id, address)
+) WITHOUT ROWID
+"""
+
+
+def _tls_endpoints(db: sqlite_utils.Database) -> None:
+    _statements(db, _TLS_SCHEMA)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_initial_schema, _undetermined_checks, _tls_endpoints)
 """Append only: never edit a migration that has shipped, add the next one instead."""
 
 LATEST_VERSION = len(MIGRATIONS)

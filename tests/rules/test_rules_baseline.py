@@ -1,4 +1,5 @@
-"""The shipped baseline pack: loads, every example passes, and it judges real services right."""
+"""The shipped packs (baseline, tls): load, every example passes, every rule is complete, and
+the baseline judges real services right."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ FRAMEWORKS = set(CONTROL_IDS)
 
 
 def test_baseline_is_shipped_and_loads() -> None:
-    assert [path.name for path in default_pack_paths()] == ["baseline.yaml"]
-    assert BASELINE.pack_labels() == ("baseline@1.0.0",)
-    assert len(BASELINE.rules) >= 22
-    assert all(rule.id.startswith("baseline.") for rule in BASELINE.rules)
+    assert [path.name for path in default_pack_paths()] == ["baseline.yaml", "tls.yaml"]
+    assert BASELINE.pack_labels() == ("baseline@1.0.0", "tls@1.0.0")
+    ids = [rule.id for rule in BASELINE.rules]
+    assert sum(i.startswith("baseline.") for i in ids) >= 22
+    assert sum(i.startswith("tls.") for i in ids) >= 30
+    assert all(i.startswith(("baseline.", "tls.")) for i in ids)
 
 
 def test_every_baseline_example_passes() -> None:

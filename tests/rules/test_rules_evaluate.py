@@ -230,7 +230,7 @@ rules:
     anonymous = RULES.get("evaluate.ftp-anonymous")
     assert anonymous is not None and anonymous.check_namespaces == {"ftp"}
     # The namespaces are the keys of Service.checks, as the fact table names them.
-    assert check_spaces == {"redis", "ftp", "memcached", "docker", "elasticsearch", "etcd"}
+    assert check_spaces == {"redis", "ftp", "memcached", "docker", "elasticsearch", "etcd", "tls"}
 
 
 def test_baseline_check_namespaces_cover_every_check_rule() -> None:
