@@ -14,7 +14,10 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 def _command_paths(group: click.Group, prefix: str = "posture") -> list[str]:
     paths = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         path = f"{prefix} {name}"
         paths.append(path)
         if isinstance(command, click.Group):

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
 from scanner import __version__
-from scanner.cli import findings, report, rules, scan, tls
 from scanner.config import load_config
 from scanner.errors import PostureError
 from scanner.safetext import for_terminal
 
+# Command name -> (module, attribute). Only the command being run is imported: `posture tls`
+# needs neither the store nor the report templates, and Python start-up is most of the wall
+# time of a one-endpoint assessment.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "findings": ("scanner.cli.findings", "findings_cmd"),
+    "report": ("scanner.cli.report", "report_command"),
+    "rules": ("scanner.cli.rules", "rules_group"),
+    "scan": ("scanner.cli.scan", "scan_command"),
+    "scans": ("scanner.cli.findings", "scans_cmd"),
+    "tls": ("scanner.cli.tls", "tls_command"),
+}
+
 
 class _PostureGroup(click.Group):
-    """Turns every PostureError into one escaped line on stderr and its exit code."""
+    """Loads each command's module on first use, and turns every PostureError into one escaped
+    line on stderr and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -42,11 +65,6 @@ class _PostureGroup(click.Group):
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """posture: scan networks for insecure services, keep findings, report, respond."""
     ctx.obj = load_config(config_path)
-
-
-for _module in (scan, tls, findings, report, rules):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 def main() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
 from scanner.config import Config
+
+if TYPE_CHECKING:
+    from rich.console import Console
 from scanner.rules import RuleSet, default_pack_paths, load_packs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,6 +74,8 @@ PIPED_WIDTH = 160  # piped or captured output: one line per row rather than 80 w
 def console(*, stderr: bool = False) -> Console:
     """A rich console that never interprets markup or emoji codes in what it prints (target
     text is hostile even after escaping), wide enough for a table when output is piped."""
+    from rich.console import Console  # not at import: `--json` runs never need rich
+
     out = Console(stderr=stderr, highlight=False, emoji=False, markup=False)
     if not out.is_terminal:
         out.width = PIPED_WIDTH

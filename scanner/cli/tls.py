@@ -9,11 +9,9 @@ import json
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
-from rich.text import Text
 
 from scanner.cli.common import SEVERITY_STYLE, config, console, json_option, load_ruleset
 from scanner.cli.common import rules_option as _rules_option
@@ -29,6 +27,9 @@ from scanner.rating.tls_facts import tls_facts
 from scanner.rules import RuleSet, evaluate
 from scanner.safetext import for_terminal
 from scanner.targets import Scope, check_scope, parse_targets
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 SEVERITIES = [s.value for s in Severity]
 STARTTLS_CHOICES = [p.value for p in StartTls]
@@ -230,6 +231,9 @@ def _yes_no(value: bool | None, good: bool = True) -> str:
 
 
 def _print_summary(result: TlsEndpoint, verdict: Grade | None, findings: list[Finding]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     out = console()
     t = for_terminal
     via = f" via STARTTLS {result.starttls.value}" if result.starttls else ""
@@ -341,6 +345,9 @@ def tls_summary(endpoint: TlsEndpoint) -> dict[str, Any]:
 
 def tls_table(endpoints: list[TlsEndpoint], title: str | None = None) -> Table:
     """A scan's TLS endpoints: grade, versions, certificate; every server-derived cell escaped."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, header_style="bold")
     for column in ("Endpoint", "Grade", "Versions", "Certificate", "Note"):
         table.add_column(column, overflow="fold")

@@ -40,6 +40,7 @@ from scanner.safetext import for_terminal
 MAX_SUITES_PER_VERSION = 400  # bound on the enumeration loop whatever the server answers
 MAX_GROUPS = 64
 INAPPROPRIATE_FALLBACK = 86  # alert description (RFC 7507)
+BLEED_CLAIM = 16  # payload bytes the Heartbleed probe claims (it carries 7, plus 16 of padding)
 LEGACY_VERSIONS = (TlsVersion.SSL3, TlsVersion.TLS10, TlsVersion.TLS11, TlsVersion.TLS12)
 # Ports where an HTTPS server is expected, so HSTS is asked for.
 HTTPS_PORTS = frozenset({443, 4443, 8443, 9443, 10443})
@@ -306,9 +307,12 @@ class _Assessment:
     async def compression_and_heartbeat(
         self, version: TlsVersion
     ) -> tuple[bool | None, bool | None, bool | None]:
-        """One handshake offering DEFLATE and the heartbeat extension, then a heartbeat
-        request whose claimed length exceeds its payload: only a Heartbleed-vulnerable server
-        answers it (RFC 6520 says to drop it), and the answer leaks at most 16 bytes."""
+        """One handshake offering DEFLATE and the heartbeat extension. When the server takes
+        heartbeats, two requests follow: one claiming 16 payload bytes while carrying 7, which
+        RFC 6520 says to drop and only a Heartbleed-vulnerable server answers (echoing posture's
+        own padding: nothing of its memory), then a well-formed one of 2 bytes that any server
+        with heartbeats answers. The first answer's length tells them apart in one round trip,
+        so a patched server costs no timeout."""
         data = self.hello(version, suites.tls_suites(version), compression=(1, 0), heartbeat=True)
         async with self.connector.open() as (reader, writer):
             writer.write(data)
@@ -320,14 +324,21 @@ class _Assessment:
                 return None, None, None
             compression = flight.compression == 1
             heartbeat = flight.heartbeat_mode is not None
-            writer.write(hello.heartbeat_request(16, b"posture", version))
+            if not heartbeat:
+                return compression, False, False  # no heartbeats, no Heartbleed
+            writer.write(
+                hello.heartbeat_request(BLEED_CLAIM, b"posture", version)
+                + hello.heartbeat_request(2, b"ok", version)
+            )
             try:
                 async with asyncio.timeout(self.options.timeout):
                     await writer.drain()
             except (TimeoutError, OSError):
                 return compression, heartbeat, None
-            answered = await wire.read_heartbeat_response(reader, min(self.options.timeout, 3.0))
-            return compression, heartbeat, answered
+            answered = await wire.read_heartbeat_response(reader, self.options.timeout)
+            if answered is None:
+                return compression, heartbeat, None  # neither answered: cannot tell
+            return compression, heartbeat, answered == BLEED_CLAIM
 
     async def tls13_chain(self) -> tuple[bytes, ...]:
         async with self.connector.open() as (reader, writer):

@@ -518,20 +518,23 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
     return head
 
 
-async def read_heartbeat_response(reader: asyncio.StreamReader, timeout: float) -> bool:
-    """True when a heartbeat record arrives before `timeout`; False on an alert, EOF,
-    silence or anything else (at most 16 records are looked at)."""
+async def read_heartbeat_response(reader: asyncio.StreamReader, timeout: float) -> int | None:
+    """The payload length of the first HeartbeatResponse that arrives before `timeout`; None
+    on an alert, EOF, silence or anything else (at most 16 records are looked at)."""
     try:
         async with asyncio.timeout(timeout):
             for _ in range(16):
                 record = await read_record(reader, timeout=timeout)
                 if record.content_type == CONTENT_HEARTBEAT:
-                    return True
+                    body = record.fragment
+                    if len(body) >= 3 and body[0] == 2:  # heartbeat_response
+                        return int.from_bytes(body[1:3], "big")
+                    continue
                 if record.content_type == CONTENT_ALERT:
-                    return False
+                    return None
     except (TimeoutError, TlsProtocolError):
-        return False
-    return False
+        return None
+    return None
 
 
 __all__ = [

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def test_legacy_server_sslv3_rc4_export_compression_heartbleed(
     assert result.protocol(TlsVersion.TLS12).supported is False
     assert result.compression is True and result.heartbleed is True
     assert result.secure_renegotiation is False and result.fallback_scsv is False
-    assert server.heartbeats_answered == 1
+    assert server.heartbeats_answered == 2  # the over-long probe and the well-formed one
     rating = grade(result)
     assert rating is not None and rating.letter == "F"
 
@@ -177,15 +178,18 @@ def test_legacy_server_sslv3_rc4_export_compression_heartbleed(
 def test_patched_heartbeat_is_not_heartbleed(
     legacy: Callable[..., LegacyTlsServer], pki: dict[str, tuple[Path, Path]]
 ) -> None:
-    legacy(
+    server = legacy(
         "127.0.85.5",
         versions={0x0303},
         suites=(0xC02F, 0x009C),
         cert_der=der_of(pki["good"][0]),
         heartbeat="patched",
     )
+    started = time.monotonic()
     result = run("127.0.85.5", options(pki))
     assert result.heartbeat is True and result.heartbleed is False
+    assert server.heartbeats_answered == 1  # only the well-formed request
+    assert time.monotonic() - started < 2  # told in one round trip, not by a timeout
 
 
 @pytest.mark.parametrize(
@@ -195,6 +199,8 @@ def test_patched_heartbeat_is_not_heartbleed(
         (11, "self-signed", "T", "self_signed"),
         (12, "wrong-name", "M", None),
         (13, "incomplete-chain", "T", "incomplete"),
+        (14, "rsa1024", "B", None),
+        (15, "sha1-signed", "T", "weak_signature"),
     ],
 )
 def test_certificate_problems_show_in_the_chain_and_the_grade(
@@ -206,11 +212,16 @@ def test_certificate_problems_show_in_the_chain_and_the_grade(
     field: str | None,
 ) -> None:
     address = f"127.0.85.{host}"
-    s_server(address, PORT, cert, protocols=("tls1_2", "tls1_3"))
+    # SECLEVEL 0: Debian's OpenSSL refuses to serve RSA-1024 or SHA-1 certificates otherwise.
+    s_server(address, PORT, cert, protocols=("tls1_2", "tls1_3"), ciphers="DEFAULT:@SECLEVEL=0")
     result = run(address, options(pki))
     chain = result.chain
     assert chain is not None
-    if field is not None:
+    if cert == "rsa1024":
+        assert (chain.key_type, chain.key_bits, chain.trusted) == ("rsa", 1024, True)
+    elif cert == "sha1-signed":
+        assert chain.weak_signature == "sha1"
+    elif field is not None:
         assert getattr(chain, field) is True
     else:
         assert chain.hostname_matches is False
@@ -244,10 +255,21 @@ def test_nginx_intermediate_with_hsts(pki: dict[str, tuple[Path, Path]]) -> None
     assert rating is not None and rating.letter == "A+", rating
 
 
-def test_starttls_smtp(pki: dict[str, tuple[Path, Path]]) -> None:
+@pytest.mark.parametrize(
+    ("host", "protocol"),
+    [
+        (30, StartTls.SMTP),
+        (32, StartTls.IMAP),
+        (33, StartTls.POP3),
+        (34, StartTls.FTP),
+        (35, StartTls.POSTGRES),
+    ],
+)
+def test_starttls(pki: dict[str, tuple[Path, Path]], host: int, protocol: StartTls) -> None:
     cert, key = pki["good"]
-    with StartTlsServer("127.0.85.30", 2525, "smtp", cert, key, lifetime=60) as server:
-        result = run("127.0.85.30", options(pki), port=2525, starttls=StartTls.SMTP)
+    address = f"127.0.85.{host}"
+    with StartTlsServer(address, 2525, protocol.value, cert, key, lifetime=60) as server:
+        result = run(address, options(pki), port=2525, starttls=protocol)
         assert result.error is None
         assert result.protocol(TlsVersion.TLS12).supported
         assert result.protocol(TlsVersion.TLS13).supported

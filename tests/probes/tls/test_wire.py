@@ -69,6 +69,19 @@ def test_dhe_prime_size() -> None:
     assert flight.server_key_exchange == wire.ServerKeyExchange("dhe", dh_bits=1024)
 
 
+def test_heartbeat_response_payload_length() -> None:
+    async def read(data: bytes) -> int | None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        return await wire.read_heartbeat_response(reader, 1.0)
+
+    assert asyncio.run(read(recorded("heartbeat_response.hex"))) == 16
+    assert asyncio.run(read(bytes.fromhex("15030300020228"))) is None  # an alert instead
+    assert asyncio.run(read(b"")) is None
+    assert asyncio.run(read(b"\x18\x03\x03\x00\x01\x02")) is None  # too short to count
+
+
 def test_alert_and_hello_retry() -> None:
     alert = wire.parse_flight(bytes.fromhex("15030300020246"))
     assert alert.kind is FlightKind.ALERT and alert.alert == wire.Alert(2, 70)
