@@ -11,6 +11,7 @@ tool failed, 2 when the bench could not run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import shutil
@@ -391,6 +392,75 @@ ENDPOINTS = (
 )
 
 
+RELAY_BASE = 220  # relays listen on BASE.220 + index, in front of each endpoint
+
+
+def delaying_relay(upstream: tuple[str, int], one_way: float) -> Any:
+    """A TCP relay that delivers every chunk `one_way` seconds after it arrived, in order, in
+    both directions: a network round trip of 2 x one_way for each exchange of the handshake
+    (the relay's own accept is immediate, so the TCP handshake's round trip is added before the
+    upstream connection instead)."""
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def pull() -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    queue.put_nowait((loop.time() + one_way, data))
+            queue.put_nowait((loop.time() + one_way, b""))
+
+        puller = asyncio.create_task(pull())
+        try:
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if not data:
+                    break
+                dst.write(data)
+                await dst.drain()
+            with contextlib.suppress(OSError):
+                dst.write_eof()
+        finally:
+            puller.cancel()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(2 * one_way)
+        up_reader, up_writer = await asyncio.open_connection(*upstream)
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            up_writer.close()
+
+    return handler
+
+
+@contextlib.contextmanager
+def relays(endpoints: list[BenchEndpoint], rtt_ms: float) -> Iterator[dict[str, str]]:
+    """endpoint name -> the target to give the tools: the endpoint itself, or with rtt_ms > 0
+    a delaying relay in front of it (tc netem is not available everywhere; this is)."""
+    if rtt_ms <= 0:
+        yield {e.name: e.target for e in endpoints}
+        return
+    from demo.lab import ServiceLoop
+
+    loop = ServiceLoop(max_connections=256, connection_lifetime=TOOL_TIMEOUT)
+    try:
+        targets = {}
+        for index, endpoint in enumerate(endpoints):
+            address = f"{BASE}.{RELAY_BASE + index}"
+            loop.serve(
+                address,
+                endpoint.port,
+                delaying_relay((endpoint.address, endpoint.port), rtt_ms / 2000),
+            )
+            targets[endpoint.name] = f"{address}:{endpoint.port}"
+        yield targets
+    finally:
+        loop.close()
+
+
 @contextlib.contextmanager
 def lab(endpoints: list[BenchEndpoint], lifetime: float) -> Iterator[Path]:
     """Every endpoint up (certificates from demo.pki in a temporary folder), then down."""
@@ -555,6 +625,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", choices=[e.name for e in ENDPOINTS], help="these endpoints only"
     )
     parser.add_argument("--json-out", type=Path, help="also write every run's suites here")
+    parser.add_argument(
+        "--rtt",
+        type=float,
+        default=0.0,
+        help="milliseconds of round-trip time to add with a delaying relay (0: plain loopback)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -571,15 +647,16 @@ def main(argv: list[str] | None = None) -> int:
         sslyze = ensure_sslyze()
         # Every run of both tools, plus margin: the lab stops itself if this process dies.
         lifetime = len(endpoints) * args.runs * 2 * TOOL_TIMEOUT + 60
-        with lab(endpoints, lifetime):
+        with lab(endpoints, lifetime), relays(endpoints, args.rtt) as targets:
             rows = []
             for endpoint in endpoints:
                 posture_runs: list[Run] = []
                 sslyze_runs: list[Run] = []
+                target = targets[endpoint.name]
                 for _ in range(args.runs):
-                    posture_runs.append(run_posture(endpoint.target, endpoint.starttls))
+                    posture_runs.append(run_posture(target, endpoint.starttls))
                     sslyze_runs.append(
-                        run_sslyze(sslyze, endpoint.target, endpoint.starttls, args.sslyze_extra)
+                        run_sslyze(sslyze, target, endpoint.starttls, args.sslyze_extra)
                     )
                 row = Row(endpoint, posture_runs, sslyze_runs)
                 settle(row)
@@ -588,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    if args.rtt > 0:
+        print(f"every connection through a relay adding {args.rtt:g} ms of round-trip time")
     print(render(rows, runs=args.runs, extra=args.sslyze_extra))
     if args.json_out is not None:
         args.json_out.write_text(json.dumps([row.as_dict() for row in rows], indent=2))
