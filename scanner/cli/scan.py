@@ -30,10 +30,11 @@ from scanner.cli.common import (
     rules_option,
 )
 from scanner.cli.findings import findings_table
-from scanner.cli.tls import tls_summary, tls_table
+from scanner.cli.tls import tls_table
 from scanner.errors import EXIT_FINDINGS, ConfigError
 from scanner.model import FindingStatus, Severity
 from scanner.probes.portscan import find_nmap
+from scanner.rating.summary import tls_summary
 from scanner.scan import (
     ScanObserver,
     ScanOptions,

@@ -23,6 +23,7 @@ from scanner.probes.tls.export import endpoint_as_dict
 from scanner.probes.tls.model import StartTls, TlsEndpoint
 from scanner.rating.grade import Grade, grade
 from scanner.rating.mozilla import check_all
+from scanner.rating.summary import tls_summary
 from scanner.rating.tls_facts import tls_facts
 from scanner.rules import RuleSet, evaluate
 from scanner.safetext import for_terminal
@@ -324,23 +325,6 @@ def _print_summary(result: TlsEndpoint, verdict: Grade | None, findings: list[Fi
             )
         out.print(table)
     out.print(f"{result.connections} connections in {result.elapsed:.2f}s", style="dim")
-
-
-def tls_summary(endpoint: TlsEndpoint) -> dict[str, Any]:
-    """One line of a scan's TLS overview (machine-readable)."""
-    verdict = grade(endpoint) if endpoint.error is None else None
-    chain = endpoint.chain
-    return {
-        "host": endpoint.host,
-        "port": endpoint.port,
-        "sni": endpoint.sni,
-        "starttls": endpoint.starttls.value if endpoint.starttls else None,
-        "grade": verdict.letter if verdict else None,
-        "versions": [v.value for v in endpoint.supported_versions],
-        "certificate_days_left": chain.days_left if chain else None,
-        "trusted": chain.trusted if chain else None,
-        "error": endpoint.error,
-    }
 
 
 def tls_table(endpoints: list[TlsEndpoint], title: str | None = None) -> Table:

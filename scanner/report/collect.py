@@ -50,6 +50,7 @@ def collect_report(
         rules=used,
         new_fingerprints=first_observed_in(scan, findings),
         scan_hosts=tuple(store.scan_hosts(scan.id)),
+        tls_endpoints=tuple(store.tls_endpoints(scan.id)),
     )
 
 

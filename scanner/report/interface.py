@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from scanner.model import FindingStatus, Host, ScanRecord, Severity, StoredFinding
+from scanner.probes.tls.model import TlsEndpoint
 
 SEVERITY_ORDER = tuple(sorted(Severity, key=lambda s: -s.rank))  # critical first
 
@@ -55,6 +56,7 @@ class ReportData:
     rules: Mapping[str, RuleInfo] = field(default_factory=dict)
     new_fingerprints: frozenset[str] | None = None
     scan_hosts: tuple[Host, ...] = ()
+    tls_endpoints: tuple[TlsEndpoint, ...] = ()  # the TLS assessments `scan` stored
 
     @property
     def severity_counts(self) -> dict[Severity, int]:

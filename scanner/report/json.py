@@ -14,7 +14,9 @@ in every format):
                    "accept_expires", "fixed_at", "new": bool | null}],
                  # `posture findings --json`'s fields (scanner.store.export) plus "new"
      "rules": {rule_id: {"id", "title", "severity", "description", "remediation", "references",
-                         "controls", "pack", "known": bool}}}
+                         "controls", "pack", "known": bool}},
+     "tls": [{"host", "port", "sni", "starttls", "grade", "caps": [str], "versions": [str],
+              "certificate_days_left", "trusted", "error"}]}  # the TLS endpoints of "scan"
     SCAN = {"id", "status", "started", "finished", "targets", "scope", "excludes", "packs",
             "options", "hosts_total", "hosts_done", "error"}  # scanner.store.export too
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scanner.rating.summary import tls_summary
 from scanner.report.escape import clean_json, dump_json
 from scanner.report.interface import ReportData, ReportFormat
 from scanner.report.view import RuleView, build_view, ordered
@@ -68,6 +71,7 @@ class JsonFormat(ReportFormat):
                 for f in ordered(data.findings)
             ],
             "rules": {r.id: rule_json(r) for r in report.rules},
+            "tls": [_clean(tls_summary(e)) for e in data.tls_endpoints],
         }
         return dump_json(document)
 

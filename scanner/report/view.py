@@ -23,6 +23,8 @@ from scanner.model import (
     StoredFinding,
     finding_sort_key,
 )
+from scanner.probes.tls.model import TlsEndpoint
+from scanner.rating.summary import tls_summary
 from scanner.report.escape import (
     MAX_LIST,
     clean,
@@ -120,6 +122,17 @@ class HostView:
 
 
 @dataclass(frozen=True)
+class TlsView:
+    """One TLS endpoint of the scan: where, grade, versions, certificate, and what capped it."""
+
+    endpoint: str
+    grade: str
+    versions: str
+    certificate: str
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SeverityGroup:
     severity: Severity
     findings: tuple[FindingView, ...]
@@ -137,6 +150,7 @@ class ReportView:
     status_counts: dict[FindingStatus, int]
     host_states: dict[HostState, int]  # hosts of `scan` per state; empty when not known
     uncovered_hosts: tuple[HostView, ...]  # timed out or failed, at most MAX_LIST of them
+    tls: tuple[TlsView, ...] = ()  # the scan's TLS endpoints, at most MAX_LIST of them
 
     @property
     def groups(self) -> tuple[SeverityGroup, ...]:
@@ -169,6 +183,28 @@ def build_view(data: ReportData) -> ReportView:
         uncovered_hosts=tuple(_host_view(h) for h in data.scan_hosts if h.state in _UNCOVERED)[
             :MAX_LIST
         ],
+        tls=tuple(_tls_view(e) for e in data.tls_endpoints[:MAX_LIST]),
+    )
+
+
+def _tls_view(endpoint: TlsEndpoint) -> TlsView:
+    summary = tls_summary(endpoint)
+    where = f"{endpoint.host}:{endpoint.port}"
+    if endpoint.starttls is not None:
+        where += f" (STARTTLS {endpoint.starttls.value})"
+    if endpoint.sni:
+        where += f" SNI {endpoint.sni}"
+    days = summary["certificate_days_left"]
+    certificate = "-"
+    if days is not None:
+        certificate = f"{days} days left" + ("" if summary["trusted"] else ", not trusted")
+    notes = [endpoint.error] if endpoint.error else summary["caps"]
+    return TlsView(
+        endpoint=clean(where),
+        grade=summary["grade"] or "-",
+        versions=", ".join(summary["versions"]) or "-",
+        certificate=certificate,
+        notes=tuple(clean(n) for n in notes[:10]),
     )
 
 

@@ -15,6 +15,7 @@ from report_data import make_data, make_finding
 
 from scanner.errors import ConfigError
 from scanner.model import StoredFinding
+from scanner.probes.tls.model import ProtocolSupport, StartTls, TlsEndpoint, TlsVersion
 from scanner.report import FORMATS, get_format
 from scanner.report.interface import ReportData
 
@@ -118,3 +119,56 @@ def test_a_finding_without_its_rule_keeps_its_own_title() -> None:
     for name in FORMATS:
         assert "Telnet is enabled" in render(name, data)
     assert json.loads(render("json", data))["rules"]["gone.rule"]["title"] == "Telnet is enabled"
+
+
+def _tls_endpoints() -> tuple[TlsEndpoint, ...]:
+    from report_data import HOSTILE
+
+    good = TlsEndpoint(
+        host="10.0.0.5",
+        port=443,
+        sni="www.example.com",
+        starttls=None,
+        protocols=(
+            ProtocolSupport(TlsVersion.TLS12, True, ("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",)),
+            ProtocolSupport(TlsVersion.TLS13, True, ("TLS_AES_128_GCM_SHA256",)),
+        ),
+        dh_bits=2048,
+        secure_renegotiation=True,
+        compression=False,
+        heartbleed=False,
+    )
+    legacy = TlsEndpoint(
+        host="10.0.0.6",
+        port=25,
+        sni=None,
+        starttls=StartTls.SMTP,
+        protocols=(
+            ProtocolSupport(TlsVersion.SSL3, True, ("TLS_DHE_RSA_WITH_AES_128_CBC_SHA",)),
+            ProtocolSupport(TlsVersion.TLS10, True, ("TLS_DHE_RSA_WITH_AES_128_CBC_SHA",)),
+        ),
+        dh_bits=2048,
+        secure_renegotiation=False,
+    )
+    broken = TlsEndpoint(
+        host="10.0.0.7", port=8443, sni=None, starttls=None, protocols=(), error=HOSTILE
+    )
+    return good, legacy, broken
+
+
+@pytest.mark.parametrize("name", ["html", "md", "json"])
+def test_tls_endpoints_are_listed_with_their_grade(name: str, ordinary: ReportData) -> None:
+    data = dataclasses.replace(ordinary, tls_endpoints=_tls_endpoints())
+    text = render(name, data)
+    if name == "json":
+        rows = {(t["host"], t["port"]): t for t in json.loads(text)["tls"]}
+        assert rows[("10.0.0.6", 25)]["grade"] == "F"
+        assert rows[("10.0.0.6", 25)]["starttls"] == "smtp"
+        assert rows[("10.0.0.5", 443)]["versions"] == ["TLSv1.2", "TLSv1.3"]
+        assert "\x1b" not in rows[("10.0.0.7", 8443)]["error"]
+        return
+    assert "TLS endpoints" in text
+    assert "10.0.0.6:25 (STARTTLS smtp)" in text
+    assert "insecure renegotiation" in text  # the reason behind the F
+    assert "<script>" not in text and "\x1b" not in text
+    assert "TLS endpoints" not in render(name, ordinary)  # no section without endpoints
