@@ -21,6 +21,8 @@ have ip || need_pkgs+=(iproute2)
 # TLS tests serve chosen protocols, suites and certificates with openssl s_server and nginx.
 have openssl || need_pkgs+=(openssl)
 have nginx || need_pkgs+=(nginx-light)
+# Authenticated inventory tests log in to a private sshd they start on a loopback address.
+{ have sshd || [ -x /usr/sbin/sshd ]; } || need_pkgs+=(openssh-server)
 
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   exit 0
@@ -39,15 +41,20 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"
 # Debian starts these daemons on install; posture's lab starts its own on chosen addresses.
-for svc in redis-server memcached nginx-light; do
+for svc in redis-server memcached nginx-light openssh-server; do
   if printf '%s\n' "${need_pkgs[@]}" | grep -qx "$svc" && have systemctl; then
-    systemctl disable --now "${svc%-light}" >/dev/null 2>&1 || true
+    unit="${svc%-light}"
+    [ "$svc" = openssh-server ] && unit=ssh  # never leave a new sshd listening on port 22
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
   fi
 done
 # Without systemd the package's init script may have started the default site: stop the copy
 # we just installed (the tests run private nginx instances on loopback addresses).
 if printf '%s\n' "${need_pkgs[@]}" | grep -qx nginx-light && ! have systemctl; then
   nginx -s quit >/dev/null 2>&1 || true
+fi
+if printf '%s\n' "${need_pkgs[@]}" | grep -qx openssh-server && ! have systemctl; then
+  [ -x /etc/init.d/ssh ] && /etc/init.d/ssh stop >/dev/null 2>&1 || true
 fi
 if [ "$py_ok" -eq 0 ] && ! python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
   echo "posture: this system's python3 is older than 3.11: install Python 3.11+ and run make again." >&2
