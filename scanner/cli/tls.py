@@ -140,7 +140,7 @@ def tls_command(
     Exit codes: 0 done, 1 a finding at or above --fail-on, 2 usage or configuration error
     (nothing was sent), 3 the endpoint could not be assessed.
     """
-    ruleset = load_ruleset(ctx, rule_paths)
+    ruleset = load_ruleset(ctx, rule_paths, builtin_namespace="tls")
     host, port = split_endpoint(target)
     if starttls is None and port in STARTTLS_PORTS:
         protocol: StartTls | None = STARTTLS_PORTS[port]
