@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanner.probes.inventory import Inventory
 from scanner.probes.tls.model import TlsEndpoint
 
 
@@ -114,6 +115,8 @@ class Host:
     hostname: str | None = None
     services: tuple[Service, ...] = ()
     reason: str | None = None  # why it is down / timed out / errored
+    # What an authenticated inventory read (posture scan --local / --ssh), when one ran.
+    inventory: Inventory | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from scanner.probes.tls.assess import TlsOptions
 from scanner.probes.tls.hosts import assess_hosts, tls_endpoint_for
 from scanner.rating.tls_facts import tls_facts
 from scanner.rules import RuleSet, evaluate
+from scanner.rules.facts import is_inventory_fact
 from scanner.safetext import for_terminal
 from scanner.store.db import Store, Undetermined
 from scanner.targets import Resolver, Scope, Target, TargetSet, chunked, parse_targets
@@ -136,13 +137,25 @@ def _single_family(chunks: Iterator[list[Target]]) -> Iterator[list[Target]]:
 
 def undetermined_rules(ruleset: RuleSet, hosts: Iterable[Host]) -> list[Undetermined]:
     """(address, proto, port, rule id) for each rule reading facts of a check that applied to a
-    service of an up host but got no answer (`Service.checks[name] == {}`): the scan cannot tell
-    whether that rule holds there, so an earlier finding of it must not count as fixed."""
+    service of an up host but got no answer (`Service.checks[name] == {}`), or inventory facts
+    of a host that was not inventoried: the scan cannot tell whether that rule holds there, so
+    an earlier finding of it must not count as fixed."""
     reading_checks = [rule for rule in ruleset.rules if rule.check_namespaces]
+    reading_inventory = [
+        rule for rule in ruleset.rules if any(map(is_inventory_fact, rule.when.fact_names()))
+    ]
     found: list[Undetermined] = []
     for host in hosts:
         if host.state is not HostState.UP:
             continue
+        if host.inventory is None:
+            # No inventory of this host: what its rules read is unknown, not absent. Host-level
+            # rows use proto "" and port 0, as host findings have no port.
+            for rule in reading_inventory:
+                if rule.subject == "host":
+                    found.append((host.address, "", 0, rule.id))
+                else:
+                    found.extend((host.address, s.proto, s.port, rule.id) for s in host.services)
         for service in host.services:
             silent = {name for name, facts in service.checks.items() if not facts}
             if not silent:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scanner.model import Host, Service
+from scanner.probes.inventory import Inventory
 
 
 class FactKind(enum.Enum):
@@ -24,6 +25,9 @@ class FactScope(enum.Enum):
     HOST = "host"  # known for every host; visible to host and service rules
     SERVICE = "service"  # from the port scan / service fingerprint
     CHECK = "check"  # from an active check that talked to the service (Service.checks)
+    # From an authenticated inventory of the host (posture scan --local / --ssh); visible to
+    # host and service rules; absent, and its rules undetermined, where no inventory ran.
+    INVENTORY = "inventory"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class FactSpec:
 
 _S, _I, _B, _L = FactKind.STR, FactKind.INT, FactKind.BOOL, FactKind.STR_LIST
 _HOST, _SVC, _CHK = FactScope.HOST, FactScope.SERVICE, FactScope.CHECK
+_INV = FactScope.INVENTORY
 
 # The one table of fact names. A new probe or check adds its rows here; `when`, `evidence`,
 # `discriminator` and example documents are all checked against it.
@@ -161,6 +166,31 @@ _TABLE: tuple[FactSpec, ...] = (
     FactSpec("tls.cert.key_type", _S, _CHK, "leaf key type (rsa, ecdsa, ed25519, ...)"),
     FactSpec("tls.cert.key_bits", _I, _CHK, "leaf key size in bits"),
     FactSpec("tls.cert.signature_algorithm", _S, _CHK, "leaf signature algorithm"),
+    FactSpec("os.id", _S, _INV, "distribution id from /etc/os-release (debian, ubuntu, rhel)"),
+    FactSpec("os.version", _S, _INV, "distribution VERSION_ID (12, 22.04, 9.3)"),
+    FactSpec("os.kernel", _S, _INV, "running kernel release (uname -r)"),
+    FactSpec("inventory.manager", _S, _INV, "package manager", ("dpkg", "rpm", "apk")),
+    FactSpec("inventory.packages", _I, _INV, "number of installed packages"),
+    FactSpec(
+        "sshd.permit_root_login",
+        _S,
+        _INV,
+        "sshd PermitRootLogin",
+        ("yes", "no", "prohibit-password", "without-password", "forced-commands-only"),
+    ),
+    FactSpec("sshd.password_authentication", _B, _INV, "sshd PasswordAuthentication"),
+    FactSpec(
+        "sshd.kbd_interactive_authentication",
+        _B,
+        _INV,
+        "sshd KbdInteractiveAuthentication (ChallengeResponseAuthentication)",
+    ),
+    FactSpec("sshd.permit_empty_passwords", _B, _INV, "sshd PermitEmptyPasswords"),
+    FactSpec("sshd.x11_forwarding", _B, _INV, "sshd X11Forwarding"),
+    FactSpec("sshd.max_auth_tries", _I, _INV, "sshd MaxAuthTries"),
+    FactSpec("sshd.ciphers", _L, _INV, "sshd Ciphers, as configured"),
+    FactSpec("sshd.macs", _L, _INV, "sshd MACs, as configured"),
+    FactSpec("sshd.kex_algorithms", _L, _INV, "sshd KexAlgorithms, as configured"),
 )
 
 FACTS: Mapping[str, FactSpec] = {spec.name: spec for spec in _TABLE}
@@ -171,8 +201,16 @@ SUBJECTS = ("service", "host")
 def visible_facts(subject: str) -> Mapping[str, FactSpec]:
     """The facts a rule of this subject can name: host rules see only host facts."""
     if subject == "host":
-        return {name: spec for name, spec in FACTS.items() if spec.scope is FactScope.HOST}
+        return {name: spec for name, spec in FACTS.items() if spec.scope in _HOST_SCOPES}
     return FACTS
+
+
+_HOST_SCOPES = (FactScope.HOST, FactScope.INVENTORY)
+
+
+def is_inventory_fact(name: str) -> bool:
+    spec = FACTS.get(name)
+    return spec is not None and spec.scope is FactScope.INVENTORY
 
 
 # Names a pack author may reasonably expect, with why they are not facts (yet).
@@ -239,6 +277,53 @@ def host_facts(host: Host) -> dict[str, Any]:
     facts: dict[str, Any] = {"host.address": host.address, "host.state": host.state.value}
     if host.hostname is not None:
         facts["host.hostname"] = host.hostname
+    if host.inventory is not None:
+        facts.update(inventory_facts(host.inventory))
+    return facts
+
+
+_SSHD_FLAGS = {
+    "passwordauthentication": "sshd.password_authentication",
+    "kbdinteractiveauthentication": "sshd.kbd_interactive_authentication",
+    "challengeresponseauthentication": "sshd.kbd_interactive_authentication",
+    "permitemptypasswords": "sshd.permit_empty_passwords",
+    "x11forwarding": "sshd.x11_forwarding",
+}
+_SSHD_LISTS = {
+    "ciphers": "sshd.ciphers",
+    "macs": "sshd.macs",
+    "kexalgorithms": "sshd.kex_algorithms",
+}
+_ROOT_LOGIN = FACTS["sshd.permit_root_login"].choices
+
+
+def inventory_facts(inventory: Inventory) -> dict[str, Any]:
+    """The `os.*`, `inventory.*` and `sshd.*` facts of an authenticated inventory. A setting
+    the server did not state is absent (the rule cannot tell), except where sshd's own default
+    is certain."""
+    facts: dict[str, Any] = {"inventory.packages": len(inventory.packages)}
+    if inventory.manager is not None:
+        facts["inventory.manager"] = inventory.manager
+    if inventory.os is not None:
+        facts["os.id"] = inventory.os.id
+        if inventory.os.version_id is not None:
+            facts["os.version"] = inventory.os.version_id
+    if inventory.kernel is not None:
+        facts["os.kernel"] = inventory.kernel
+    sshd = inventory.sshd
+    root = sshd.get("permitrootlogin", "").lower()
+    if root in _ROOT_LOGIN:
+        facts["sshd.permit_root_login"] = root
+    for key, fact in _SSHD_FLAGS.items():
+        value = sshd.get(key, "").lower()
+        if value in ("yes", "no") and fact not in facts:
+            facts[fact] = value == "yes"
+    for key, fact in _SSHD_LISTS.items():
+        if sshd.get(key):
+            facts[fact] = [item.strip().lower() for item in sshd[key].split(",") if item.strip()]
+    tries = sshd.get("maxauthtries", "")
+    if tries.isdigit():
+        facts["sshd.max_auth_tries"] = int(tries)
     return facts
 
 
