@@ -21,6 +21,7 @@ from typing import Any
 from scanner.errors import ConfigError, ScanFailedError
 from scanner.model import Finding, Host, HostState, ScanRecord, ScanStatus
 from scanner.probes.checks import run_checks
+from scanner.probes.inventory import Inventory, InventoryError, SshRunner, collect
 from scanner.probes.portscan import PortSpec, parse_nmap_time, parse_ports, scan_chunk
 from scanner.probes.tls.assess import TlsOptions
 from scanner.probes.tls.hosts import assess_hosts, tls_endpoint_for
@@ -58,6 +59,14 @@ class ScanOptions:
     tls_delay: float = 0.0  # seconds between connections to one host
     cert_warn_days: int = 30
     ca_file: str | None = None
+    # Authenticated inventory over SSH (--ssh USER[@HOST]): every up host with the SSH port
+    # open, or only ssh_host when one was named.
+    ssh_user: str | None = None
+    ssh_host: str | None = None
+    ssh_port: int = 22
+    ssh_key: str | None = None
+    known_hosts: str | None = None
+    accept_new_host_key: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.concurrency > 64:
@@ -71,6 +80,21 @@ class ScanOptions:
             self.tls_options()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if self.ssh_user is not None:
+            try:
+                self.ssh_runner(self.ssh_host or "127.0.0.1")
+            except InventoryError as exc:
+                raise ConfigError(str(exc)) from None
+
+    def ssh_runner(self, address: str) -> SshRunner:
+        return SshRunner(
+            self.ssh_user or "root",
+            address,
+            port=self.ssh_port,
+            key_file=Path(self.ssh_key) if self.ssh_key else None,
+            known_hosts=Path(self.known_hosts) if self.known_hosts else None,
+            accept_new_host_key=self.accept_new_host_key,
+        )
 
     def tls_options(self) -> TlsOptions:
         return TlsOptions(
@@ -96,6 +120,12 @@ class ScanOptions:
             "tls_delay": self.tls_delay,
             "cert_warn_days": self.cert_warn_days,
             "ca_file": self.ca_file,
+            "ssh_user": self.ssh_user,
+            "ssh_host": self.ssh_host,
+            "ssh_port": self.ssh_port,
+            "ssh_key": self.ssh_key,
+            "known_hosts": self.known_hosts,
+            "accept_new_host_key": self.accept_new_host_key,
         }
 
     @classmethod
@@ -205,6 +235,44 @@ def without_tls(hosts: list[Host]) -> list[Host]:
     return updated
 
 
+MAX_INVENTORIES_AT_ONCE = 4
+
+
+def with_inventory(hosts: list[Host], options: ScanOptions) -> list[Host]:
+    """The hosts with an SSH inventory attached where one could be read. A host that could not
+    be inventoried keeps none (its inventory rules stay undetermined); why is logged."""
+    wanted = [
+        index
+        for index, host in enumerate(hosts)
+        if host.state is HostState.UP and _wants_inventory(host, options)
+    ]
+    if not wanted:
+        return hosts
+
+    def one(index: int) -> Inventory | None:
+        host = hosts[index]
+        try:
+            return collect(options.ssh_runner(host.address))
+        except InventoryError as exc:
+            log.warning("inventory of %s failed: %s", host.address, for_terminal(exc, 300))
+            return None
+
+    with ThreadPoolExecutor(MAX_INVENTORIES_AT_ONCE) as pool:
+        found = dict(zip(wanted, pool.map(one, wanted), strict=True))
+    return [
+        dataclasses.replace(host, inventory=found[i]) if found.get(i) is not None else host
+        for i, host in enumerate(hosts)
+    ]
+
+
+def _wants_inventory(host: Host, options: ScanOptions) -> bool:
+    if options.ssh_host is not None:
+        return options.ssh_host in (host.address, host.hostname)
+    return any(
+        s.port == options.ssh_port and s.proto == "tcp" and s.state == "open" for s in host.services
+    )
+
+
 @dataclass(frozen=True)
 class _ChunkWork:
     hosts: list[Host]
@@ -238,6 +306,8 @@ def _scan_one_chunk(
         hosts = with_tls(hosts, options.tls_options())
     else:
         hosts = without_tls(hosts)
+    if options.ssh_user is not None and not cancel.is_set():
+        hosts = with_inventory(hosts, options)
     return _ChunkWork(
         hosts,
         evaluate(ruleset, hosts),

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -142,6 +142,32 @@ def pick(given: T | None, default: T) -> T:
     show_default=True,
     help="Seconds between TLS connections to one host [0].",
 )
+@click.option(
+    "--ssh",
+    "ssh_spec",
+    default=None,
+    metavar="USER[@HOST]",
+    help="Log in with SSH (key only) to read installed packages and sshd settings: on HOST, "
+    "or on every host with the SSH port open.",
+)
+@click.option(
+    "--ssh-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Private key for --ssh (default: the SSH agent and ~/.ssh).",
+)
+@click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True)
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="known_hosts file for --ssh (default: ~/.ssh/known_hosts); host keys are checked.",
+)
+@click.option(
+    "--accept-new-host-key",
+    is_flag=True,
+    help="Trust and record the host key of an SSH server seen for the first time.",
+)
 @rules_option
 @click.option("--resume", "resume_id", type=int, default=None, help="Finish scan ID.")
 @click.option(
@@ -168,6 +194,11 @@ def scan_command(
     cert_warn_days: int | None,
     tls_connections: int | None,
     tls_delay: float | None,
+    ssh_spec: str | None,
+    ssh_key: Path | None,
+    ssh_port: int,
+    known_hosts: Path | None,
+    accept_new_host_key: bool,
     rule_paths: tuple[Path, ...],
     resume_id: int | None,
     fail_on: str | None,
@@ -211,6 +242,7 @@ def scan_command(
             cert_warn_days=pick(cert_warn_days, defaults.cert_warn_days),
             tls_connections=pick(tls_connections, defaults.tls_connections),
             tls_delay=pick(tls_delay, defaults.tls_delay),
+            **_ssh_options(ssh_spec, ssh_key, ssh_port, known_hosts, accept_new_host_key),
         )
         all_excludes = (*cfg.exclude, *excludes)
         target_set = parse_targets(targets, all_excludes)
@@ -278,6 +310,30 @@ def scan_command(
     store.close()
     if gate:
         sys.exit(EXIT_FINDINGS)
+
+
+def _ssh_options(
+    spec: str | None,
+    key: Path | None,
+    port: int,
+    known_hosts: Path | None,
+    accept_new: bool,
+) -> dict[str, Any]:
+    if spec is None:
+        if key is not None or known_hosts is not None or accept_new:
+            raise click.UsageError("--ssh-key, --known-hosts and --accept-new-host-key need --ssh")
+        return {}
+    user, at, host = spec.partition("@")
+    if not user or (at and not host):
+        raise click.UsageError(f"--ssh {spec!r}: expected USER or USER@HOST")
+    return {
+        "ssh_user": user,
+        "ssh_host": host or None,
+        "ssh_port": port,
+        "ssh_key": str(key.resolve()) if key else None,
+        "known_hosts": str(known_hosts.resolve()) if known_hosts else None,
+        "accept_new_host_key": accept_new,
+    }
 
 
 COMMANDS: list[click.Command] = [scan_command]

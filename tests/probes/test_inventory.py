@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from demo.lab import Daemon, wait_for_port
 from scanner.probes.inventory import (
     InventoryError,
     LocalRunner,
@@ -131,33 +130,8 @@ def test_local_inventory_of_this_machine() -> None:
 
 
 @pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """A private sshd on 127.0.91.5:2222 taking one test key for root; (client key, config)."""
-    if os.geteuid() != 0:
-        pytest.skip("sshd must run as root to log a user in")
-    for name in ("host_key", "client_key"):
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)],
-            check=True,
-            timeout=30,
-        )
-    authorized = tmp_path / "authorized_keys"
-    shutil.copy(tmp_path / "client_key.pub", authorized)
-    config = tmp_path / "sshd_config"
-    config.write_text(
-        f"ListenAddress {ADDRESS}\nPort {PORT}\nHostKey {tmp_path / 'host_key'}\n"
-        f"AuthorizedKeysFile {authorized}\nPidFile {tmp_path / 'sshd.pid'}\n"
-        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        "Ciphers aes128-ctr,aes256-gcm@openssh.com\n"
-    )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
-    daemon = Daemon([SSHD, "-D", "-e", "-f", str(config)], lifetime=120, log_path=tmp_path / "log")
-    try:
-        assert wait_for_port(ADDRESS, PORT), daemon.log_tail()
-        yield tmp_path / "client_key", config
-    finally:
-        daemon.close()
+def sshd(private_sshd: Callable[[str, int], tuple[Path, Path]]) -> tuple[Path, Path]:
+    return private_sshd(ADDRESS, PORT)
 
 
 @needs_sshd
