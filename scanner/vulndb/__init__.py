@@ -1,0 +1,1 @@
+"""Offline advisory database: importers, version comparators per ecosystem, matching."""
