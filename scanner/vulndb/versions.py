@@ -211,8 +211,7 @@ def semver_key(version: str) -> tuple[Any, ...]:
     if match["pre"] is None:
         return (0, tuple(core), (1,))
     identifiers = tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
-        for part in match["pre"].split(".")
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in match["pre"].split(".")
     )
     return (0, tuple(core), (0, identifiers))
 
@@ -339,9 +338,7 @@ def affected(
     return state
 
 
-def first_fixed(
-    ecosystem: Ecosystem, version: str, events: Sequence[RangeEvent]
-) -> str | None:
+def first_fixed(ecosystem: Ecosystem, version: str, events: Sequence[RangeEvent]) -> str | None:
     """The first `fixed` version above an affected `version`: what to upgrade to."""
     if not affected(ecosystem, version, events):
         return None
