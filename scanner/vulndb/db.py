@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS cpe_matches (
     start_including TEXT, start_excluding TEXT, end_including TEXT, end_excluding TEXT
 );
 CREATE INDEX IF NOT EXISTS cpe_product ON cpe_matches (vendor, product);
+CREATE INDEX IF NOT EXISTS cpe_advisory ON cpe_matches (advisory_id);
+CREATE INDEX IF NOT EXISTS affected_advisory ON affected (advisory_id);
+CREATE INDEX IF NOT EXISTS aliases_advisory ON aliases (advisory_id);
 CREATE TABLE IF NOT EXISTS kev (
     cve TEXT PRIMARY KEY, date_added TEXT, due_date TEXT, ransomware INTEGER,
     vendor TEXT, product TEXT, name TEXT
@@ -327,6 +330,13 @@ class ImportReport:
     seconds: float
 
 
+_DELETE_ROWS = (
+    "DELETE FROM affected WHERE advisory_id = ?",
+    "DELETE FROM cpe_matches WHERE advisory_id = ?",
+    "DELETE FROM aliases WHERE advisory_id = ?",
+)
+
+
 class _Importer:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -345,9 +355,16 @@ class _Importer:
     def flush(self) -> None:
         if not self.advisories:
             return
-        ids = [(a["id"],) for a in self.advisories]
-        for table in ("affected", "cpe_matches", "aliases"):
-            self.db.executemany(f"DELETE FROM {table} WHERE advisory_id = ?", ids)  # noqa: S608
+        # An advisory imported again replaces its rows; only those need deleting.
+        existing = [
+            (row[0],)
+            for row in self.db.execute(
+                "SELECT id FROM advisories WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps([a["id"] for a in self.advisories]),),
+            )
+        ]
+        for statement in _DELETE_ROWS:
+            self.db.executemany(statement, existing)
         self.db.executemany(
             "INSERT OR REPLACE INTO advisories VALUES (:id, :source, :summary, :published,"
             " :modified, :cvss_score, :cvss_vector, :severity, :aliases, :refs)",
@@ -629,6 +646,8 @@ class VulnDb:
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         self._cpe_rows = lru_cache(maxsize=4096)(self._load_cpe_rows)
         self._osv_rows = lru_cache(maxsize=4096)(self._load_osv_rows)
+        self._advisory = lru_cache(maxsize=65536)(self._load_advisory)
+        self._exploitation = lru_cache(maxsize=65536)(self._load_exploitation)
 
     def close(self) -> None:
         self.db.close()
@@ -683,46 +702,65 @@ class VulnDb:
                         hits[row[0]] = ("nvd-cpe", fixed)
         return self._matches(hits)
 
+    def _load_advisory(self, advisory_id: str) -> tuple[Any, ...] | None:
+        row = self.db.execute(
+            "SELECT source, summary, cvss_score, cvss_vector, severity, aliases"
+            " FROM advisories WHERE id = ?",
+            (advisory_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        names = (advisory_id, *json.loads(row[5]))
+        cves = tuple(sorted({n.upper() for n in names if _is_cve(n)}))
+        return (*row[:5], cves)
+
+    def _load_exploitation(self, cve: str) -> tuple[Any, ...]:
+        """(in KEV, ransomware use, EPSS score, EPSS percentile) of one CVE."""
+        kev = self.db.execute("SELECT ransomware FROM kev WHERE cve = ?", (cve,)).fetchone()
+        epss = self.db.execute(
+            "SELECT score, percentile FROM epss WHERE cve = ?", (cve,)
+        ).fetchone()
+        return (
+            kev is not None,
+            None if kev is None or kev[0] is None else bool(kev[0]),
+            epss[0] if epss else None,
+            epss[1] if epss else None,
+        )
+
     def _matches(self, hits: dict[str, tuple[str, str | None]]) -> list[Match]:
         merged: dict[str, Match] = {}
         for advisory_id, (kind, fixed) in hits.items():
-            row = self.db.execute(
-                "SELECT id, source, summary, cvss_score, cvss_vector, severity, aliases"
-                " FROM advisories WHERE id = ?",
-                (advisory_id,),
-            ).fetchone()
+            row = self._advisory(advisory_id)
             if row is None:
                 continue
-            names = [row[0], *json.loads(row[6])]
-            cves = tuple(sorted({n.upper() for n in names if n.upper().startswith("CVE-")}))
-            key = cves[0] if cves else row[0]
-            kev = self.db.execute(
-                "SELECT ransomware FROM kev WHERE cve IN (SELECT value FROM json_each(?))",
-                (json.dumps(cves),),
-            ).fetchone()
-            epss = self.db.execute(
-                "SELECT max(score), max(percentile) FROM epss"
-                " WHERE cve IN (SELECT value FROM json_each(?))",
-                (json.dumps(cves),),
-            ).fetchone()
+            source, summary, score, vector, severity, cves = row
+            facts = [self._exploitation(cve) for cve in cves]
+            kev = [f for f in facts if f[0]]
+            epss = [f[2] for f in facts if f[2] is not None]
+            percentiles = [f[3] for f in facts if f[3] is not None]
             match = Match(
-                advisory_id=row[0],
+                advisory_id=advisory_id,
                 cves=cves,
-                summary=row[2],
-                cvss_score=row[3],
-                cvss_vector=row[4],
-                severity=row[5],
+                summary=summary,
+                cvss_score=score,
+                cvss_vector=vector,
+                severity=severity,
                 fixed_version=fixed,
-                kev=kev is not None,
-                kev_ransomware=None if kev is None or kev[0] is None else bool(kev[0]),
-                epss=epss[0] if epss else None,
-                epss_percentile=epss[1] if epss else None,
-                sources=(row[1],),
+                kev=bool(kev),
+                kev_ransomware=kev[0][1] if kev else None,
+                epss=max(epss, default=None),
+                epss_percentile=max(percentiles, default=None),
+                sources=(source,),
                 match_kind=kind,
             )
+            key = cves[0] if cves else advisory_id
             earlier = merged.get(key)
             merged[key] = match if earlier is None else _merge(earlier, match)
         return sorted(merged.values(), key=lambda m: (m.priority, m.advisory_id))
+
+
+def _is_cve(name: str) -> bool:
+    return name.upper().startswith("CVE-")
 
 
 def _merge(a: Match, b: Match) -> Match:
@@ -735,7 +773,10 @@ def _merge(a: Match, b: Match) -> Match:
         cvss_score=keep.cvss_score,
         cvss_vector=keep.cvss_vector or a.cvss_vector or b.cvss_vector,
         severity=keep.severity or a.severity or b.severity,
-        fixed_version=a.fixed_version or b.fixed_version,
+        # OSV names the fixed release exactly (9.8p1); NVD's excluded end may be coarser (9.8).
+        fixed_version=(a if a.match_kind == "osv-range" else b).fixed_version
+        or a.fixed_version
+        or b.fixed_version,
         kev=a.kev or b.kev,
         kev_ransomware=a.kev_ransomware if a.kev_ransomware is not None else b.kev_ransomware,
         epss=a.epss if a.epss is not None else b.epss,
