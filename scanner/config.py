@@ -16,7 +16,7 @@ from scanner.errors import ConfigError
 DEFAULT_CONFIG = Path("posture.toml")
 DEFAULT_DB = Path("posture.db")
 
-_TOP_KEYS = {"db", "scope", "exclude", "packs", "scan"}
+_TOP_KEYS = {"db", "scope", "exclude", "packs", "scan", "vulndb", "vulndb_max_age_days"}
 _SCAN_KEYS = {
     "ports",
     "concurrency",
@@ -51,6 +51,8 @@ class Config:
     exclude: tuple[str, ...] = ()
     packs: tuple[Path, ...] = ()
     scan: ScanDefaults = field(default_factory=ScanDefaults)
+    vulndb: Path | None = None  # the advisory database (default: ~/.local/share/posture)
+    vulndb_max_age_days: float = 7.0  # `posture vulndb status` warns past this age
 
 
 def _str_list(value: Any, key: str, path: Path) -> tuple[str, ...]:
@@ -110,6 +112,12 @@ def load_config(path: Path | None = None) -> Config:
     db = raw.get("db")
     if db is not None and not isinstance(db, str):
         raise ConfigError(f"{path}: 'db' must be a string")
+    vulndb = raw.get("vulndb")
+    if vulndb is not None and not isinstance(vulndb, str):
+        raise ConfigError(f"{path}: 'vulndb' must be a string")
+    max_age = raw.get("vulndb_max_age_days", 7.0)
+    if isinstance(max_age, bool) or not isinstance(max_age, int | float) or max_age <= 0:
+        raise ConfigError(f"{path}: 'vulndb_max_age_days' must be a positive number")
 
     def relative(items: tuple[str, ...]) -> tuple[str, ...]:
         # "@file" entries are relative to the config file, like every path in it
@@ -122,4 +130,6 @@ def load_config(path: Path | None = None) -> Config:
         exclude=relative(_str_list(raw.get("exclude", []), "exclude", path)),
         packs=tuple(base / p for p in _str_list(raw.get("packs", []), "packs", path)),
         scan=scan,
+        vulndb=(base / vulndb) if vulndb else None,
+        vulndb_max_age_days=float(max_age),
     )

@@ -22,6 +22,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("scanner.cli.scan", "scan_command"),
     "scans": ("scanner.cli.findings", "scans_cmd"),
     "tls": ("scanner.cli.tls", "tls_command"),
+    "vulndb": ("scanner.cli.vulndb", "vulndb_group"),
 }
 
 

@@ -755,6 +755,13 @@ class VulnDb:
             if row is None:
                 continue
             source, summary, score, vector, severity, cves = row
+            if score is None:  # a distro advisory: the score of its CVE's own record, if any
+                scored = next(
+                    (r for c in cves if c != advisory_id and (r := self._advisory(c)) and r[2]),
+                    None,
+                )
+                if scored is not None:
+                    score, vector, severity = scored[2], scored[3], scored[4]
             facts = [self._exploitation(cve) for cve in cves]
             kev = [f for f in facts if f[0]]
             epss = [f[2] for f in facts if f[2] is not None]
