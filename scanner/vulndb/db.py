@@ -665,9 +665,16 @@ class VulnDb:
         if not self.path.exists():
             raise VulnDbError(f"{self.path}: no advisory database; run `posture vulndb import`")
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        self._cpe_rows = lru_cache(maxsize=4096)(self._load_cpe_rows)
-        self._osv_rows = lru_cache(maxsize=4096)(self._load_osv_rows)
+        # Lookups jump around the whole file: map it rather than page it through a 2 MB cache.
+        self.db.execute("PRAGMA mmap_size = 1073741824")
+        self.db.execute("PRAGMA cache_size = -65536")
+        self._cpe_rows = lru_cache(maxsize=16384)(self._load_cpe_rows)
+        self._osv_rows = lru_cache(maxsize=16384)(self._load_osv_rows)
         self._advisory = lru_cache(maxsize=65536)(self._load_advisory)
+        # Ecosystems with OSV ranges at all: a lookup in another one skips the query.
+        self.ecosystems = frozenset(
+            row[0] for row in self.db.execute("SELECT DISTINCT ecosystem FROM affected")
+        )
         self._exploitation = lru_cache(maxsize=65536)(self._load_exploitation)
 
     def close(self) -> None:
@@ -712,7 +719,9 @@ class VulnDb:
             sort_key(ecosystem, version)
         except VersionError:
             return []
-        for advisory_id, events, versions in self._osv_rows(ecosystem.value, product.lower()):
+        osv = ecosystem.value in self.ecosystems
+        rows = self._osv_rows(ecosystem.value, product.lower()) if osv else ()
+        for advisory_id, events, versions in rows:
             if affected(ecosystem, version, events, versions=versions):
                 hits[advisory_id] = ("osv-range", first_fixed(ecosystem, version, events))
         if ecosystem is Ecosystem.UPSTREAM:
@@ -736,17 +745,15 @@ class VulnDb:
         return (*row[:5], cves)
 
     def _load_exploitation(self, cve: str) -> tuple[Any, ...]:
-        """(in KEV, ransomware use, EPSS score, EPSS percentile) of one CVE."""
-        kev = self.db.execute("SELECT ransomware FROM kev WHERE cve = ?", (cve,)).fetchone()
-        epss = self.db.execute(
-            "SELECT score, percentile FROM epss WHERE cve = ?", (cve,)
+        """(in KEV, ransomware use, EPSS score, EPSS percentile) of one CVE, in one query."""
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM kev WHERE cve = ?1),"
+            " (SELECT ransomware FROM kev WHERE cve = ?1),"
+            " (SELECT score FROM epss WHERE cve = ?1),"
+            " (SELECT percentile FROM epss WHERE cve = ?1)",
+            (cve,),
         ).fetchone()
-        return (
-            kev is not None,
-            None if kev is None or kev[0] is None else bool(kev[0]),
-            epss[0] if epss else None,
-            epss[1] if epss else None,
-        )
+        return (bool(row[0]), None if row[1] is None else bool(row[1]), row[2], row[3])
 
     def _matches(self, hits: dict[str, tuple[str, str | None]]) -> list[Match]:
         merged: dict[str, Match] = {}
