@@ -20,10 +20,22 @@ MAX_VERSION = 256  # characters; real versions are far shorter
 
 
 class VersionError(ValueError):
-    """A string that cannot be a version of the ecosystem at all."""
+    """A string that cannot be a version of any ecosystem (empty, control characters, too long)."""
 
 
 class Ecosystem(enum.Enum):
+    """A version ordering. `parse` maps OSV ecosystem names onto these orderings:
+
+    - Debian → DEBIAN, Ubuntu → UBUNTU (both dpkg);
+    - Alpine, Wolfi, Chainguard, Alpaquita, MinimOS → ALPINE (apk);
+    - Red Hat, Rocky Linux, AlmaLinux, SUSE, openSUSE, Fedora, Mageia, Oracle Linux,
+      openEuler, Photon OS → RPM (rpmvercmp);
+    - PyPI → PYPI (PEP 440);
+    - npm, Go, crates.io, Packagist, NuGet, Hex, Pub, SwiftURL, SEMVER → SEMVER;
+    - "Root:<Base>:<release>" → the ordering of <Base>;
+    - anything else (OSS-Fuzz, GIT, Maven, RubyGems, unknown) → UPSTREAM.
+    """
+
     DEBIAN = "Debian"
     UBUNTU = "Ubuntu"
     ALPINE = "Alpine"
@@ -34,11 +46,12 @@ class Ecosystem(enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> Ecosystem:
-        """An OSV ecosystem string ("Debian:12", "Ubuntu:22.04:LTS", "Alpine:v3.18",
-        "Red Hat", "Rocky Linux", "AlmaLinux", "SUSE", "openSUSE", "PyPI", "npm", "Go",
-        "crates.io", ...). RPM distributions share rpmvercmp; npm, Go and crates.io use SemVer;
-        anything else (OSS-Fuzz, GIT, unknown) falls back to the upstream comparator."""
-        name = text.split(":", 1)[0].strip().lower()
+        """The ordering for an OSV ecosystem string ("Debian:12", "Ubuntu:22.04:LTS",
+        "Alpine:v3.18", "Red Hat:rhel_aus:8.4::appstream", "npm", ...); never fails."""
+        name, _, rest = str(text).partition(":")
+        name = name.strip().lower()
+        if name == "root" and rest:  # Root's images: "Root:Alpine:3.18", "Root:PyPI"
+            name = rest.partition(":")[0].strip().lower()
         return _ECOSYSTEM_NAMES.get(name, cls.UPSTREAM)
 
     @property
@@ -49,114 +62,116 @@ class Ecosystem(enum.Enum):
 _ECOSYSTEM_NAMES = {
     "debian": Ecosystem.DEBIAN,
     "ubuntu": Ecosystem.UBUNTU,
-    "alpine": Ecosystem.ALPINE,
-    "red hat": Ecosystem.RPM,
-    "redhat": Ecosystem.RPM,
-    "rocky linux": Ecosystem.RPM,
-    "almalinux": Ecosystem.RPM,
-    "suse": Ecosystem.RPM,
-    "opensuse": Ecosystem.RPM,
-    "fedora": Ecosystem.RPM,
-    "mageia": Ecosystem.RPM,
-    "oracle linux": Ecosystem.RPM,
-    "rpm": Ecosystem.RPM,
+    **dict.fromkeys(("alpine", "wolfi", "chainguard", "alpaquita", "minimos"), Ecosystem.ALPINE),
+    **dict.fromkeys(
+        (
+            "rpm",
+            "red hat",
+            "redhat",
+            "rocky linux",
+            "almalinux",
+            "suse",
+            "opensuse",
+            "fedora",
+            "mageia",
+            "oracle linux",
+            "openeuler",
+            "photon os",
+        ),
+        Ecosystem.RPM,
+    ),
     "pypi": Ecosystem.PYPI,
-    "npm": Ecosystem.SEMVER,
-    "go": Ecosystem.SEMVER,
-    "crates.io": Ecosystem.SEMVER,
-    "semver": Ecosystem.SEMVER,
-    "packagist": Ecosystem.SEMVER,
-    "nuget": Ecosystem.SEMVER,
-    "hex": Ecosystem.SEMVER,
-    "pub": Ecosystem.SEMVER,
+    **dict.fromkeys(
+        ("semver", "npm", "go", "crates.io", "packagist", "nuget", "hex", "pub", "swifturl"),
+        Ecosystem.SEMVER,
+    ),
 }
 
 
 def _checked(version: str) -> str:
-    if not isinstance(version, str) or not version.strip():
+    if not isinstance(version, str) or not version.strip(" "):
         raise VersionError("an empty version")
     if len(version) > MAX_VERSION:
         raise VersionError(f"a version of {len(version)} characters (at most {MAX_VERSION})")
-    if any(ord(c) < 32 or ord(c) == 127 for c in version):
-        raise VersionError(f"control characters in version {version[:40]!r}")
-    return version.strip()
+    version = version.strip(" ")
+    # Also refuses lone surrogates from JSON and Unicode separators: no real version has them.
+    if not version.isprintable():
+        raise VersionError(f"unprintable characters in version {version[:40]!r}")
+    return version
 
 
 # --- dpkg (Debian policy 5.6.12) -------------------------------------------------------------
 
-_DIGITS = re.compile(r"\d+")
+_DPKG_CHUNK = re.compile(r"([^0-9]*)([0-9]*)")
+# dpkg's order of one character in a non-digit run: ~ before the end (0), letters, then the rest.
+_DPKG_ORDER = {chr(c): (c if chr(c).isalpha() else c + 256) for c in range(128)} | {"~": -1}
+_DPKG_NOTHING = ((0,), 0)  # an empty run and the number 0: what an exhausted string reads as
 
 
-def _dpkg_char(c: str) -> int:
-    if c == "~":
-        return -1
-    if c.isascii() and c.isalpha():
-        return ord(c)
-    return ord(c) + 256
+@lru_cache(maxsize=4096)
+def _dpkg_run(run: str) -> tuple[int, ...]:
+    # The same few runs (".", "-", "ubuntu", "+deb", "p", "~rc") recur in every version.
+    return (*(_DPKG_ORDER.get(c, ord(c) + 256) for c in run), 0)
 
 
 def _dpkg_part(text: str) -> tuple[Any, ...]:
-    """upstream_version or debian_revision as a key: alternating non-digit runs (each char by
-    dpkg's order, then 0 for the end, so `~` sorts before the end) and numbers, closed by a
-    sentinel that stands for "nothing left" (an empty run and 0)."""
-    key: list[Any] = []
-    at = 0
-    while at < len(text):
-        start = at
-        while at < len(text) and not text[at].isdigit():
-            at += 1
-        run = (*(_dpkg_char(c) for c in text[start:at]), 0)
-        match = _DIGITS.match(text, at)
-        number = int(match.group()) if match else 0
-        at = match.end() if match else at
-        key.append((run, number))
-    while key and key[-1] == ((0,), 0):  # "0" and "" are the same revision to dpkg
+    """upstream_version or debian_revision as a key: (non-digit run, number) pairs, each run a
+    tuple of dpkg's character orders closed by 0 (the end), so `1.0~rc1 < 1.0 < 1.0a`."""
+    key = [
+        (_dpkg_run(run), int(digits or 0))
+        for run, digits in _DPKG_CHUNK.findall(text)
+        if run or digits
+    ]
+    while key and key[-1] == _DPKG_NOTHING:  # "1.0" == "1.0-0" == "1.0." to dpkg
         key.pop()
-    key.append(((0,), 0))
+    key.append(_DPKG_NOTHING)
     return tuple(key)
 
 
 def dpkg_key(version: str) -> tuple[Any, ...]:
+    """`[epoch:]upstream[-revision]`. dpkg warns about, yet compares, an upstream version not
+    starting with a digit; an empty one (which dpkg refuses) simply sorts first."""
     version = _checked(version)
     epoch_text, colon, rest = version.partition(":")
-    if colon and epoch_text.isdigit():
+    if colon and epoch_text.isascii() and epoch_text.isdigit():
         epoch = int(epoch_text)
     else:
         epoch, rest = 0, version
     upstream, dash, revision = rest.rpartition("-")
     if not dash:
         upstream, revision = rest, ""
-    if not upstream:
-        raise VersionError(f"no upstream version in {version[:40]!r}")
     return (epoch, _dpkg_part(upstream), _dpkg_part(revision))
 
 
 # --- RPM (rpmvercmp, with ~ and ^) -------------------------------------------------------------
 
-_RPM_SEGMENT = re.compile(r"[~^]|\d+|[A-Za-z]+")
+_RPM_SEGMENT = re.compile(r"[~^]|[0-9]+|[A-Za-z]+")
+_RPM_TILDE, _RPM_END, _RPM_CARET = (0,), (1,), (2,)
 
 
 def _rpm_part(text: str) -> tuple[Any, ...]:
     """rpmvercmp as a key: `~` sorts before anything (even the end), `^` after the end but
-    before any further segment, numbers after letters, separators ignored."""
+    before any further segment, letters before numbers, other characters only separate."""
     key: list[Any] = []
     for segment in _RPM_SEGMENT.findall(text):
         if segment == "~":
-            key.append((0,))
+            key.append(_RPM_TILDE)
         elif segment == "^":
-            key.append((2,))
+            key.append(_RPM_CARET)
         elif segment.isdigit():
             key.append((4, int(segment)))
         else:
             key.append((3, segment))
-    key.append((1,))  # the end: after ~, before ^ and every segment
+    key.append(_RPM_END)
     return tuple(key)
 
 
 def rpm_key(version: str) -> tuple[Any, ...]:
+    """`[epoch:]version[-release]`, epoch numerically, then version and release by rpmvercmp.
+    A missing release sorts before any release."""
     version = _checked(version)
     epoch_text, colon, rest = version.partition(":")
-    if colon and epoch_text.isdigit():
+    if colon and epoch_text.isascii() and epoch_text.isdigit():
         epoch = int(epoch_text)
     else:
         epoch, rest = 0, version
@@ -169,27 +184,30 @@ def rpm_key(version: str) -> tuple[Any, ...]:
 # --- Alpine apk ----------------------------------------------------------------------------------
 
 _APK = re.compile(
-    r"(?P<numbers>\d+(?:\.\d+)*)(?P<letter>[a-z]?)(?P<suffixes>(?:_[a-z]+\d*)*)"
-    r"(?:~(?P<hash>[0-9a-f]+))?(?:-r(?P<revision>\d+))?\Z"
+    r"(?P<numbers>[0-9]+(?:\.[0-9]+)*)(?P<letter>[a-z]?)(?P<suffixes>(?:_[a-z]+[0-9]*)*)"
+    r"(?:~(?P<hash>[0-9a-f]+))?(?:-r(?P<revision>[0-9]+))?\Z"
 )
-_APK_SUFFIX = re.compile(r"_([a-z]+)(\d*)")
+_APK_SUFFIX = re.compile(r"_([a-z]+)([0-9]*)")
+_APK_NO_SUFFIX = 4
 _APK_SUFFIX_ORDER = {"alpha": 0, "beta": 1, "pre": 2, "rc": 3, "cvs": 5, "svn": 6, "git": 7}
 _APK_SUFFIX_ORDER |= {"hg": 8, "p": 9}
 
 
 def apk_key(version: str) -> tuple[Any, ...]:
+    """`numbers[letter][_suffix[N]]...[~hash][-rN]`: _alpha < _beta < _pre < _rc < (none) <
+    _cvs < _svn < _git < _hg < _p. A string outside that grammar sorts after every apk version,
+    by the upstream order."""
     version = _checked(version)
     match = _APK.match(version)
     if match is None:
-        return (1, upstream_key(version))  # not apk syntax: order it as upstream, after
+        return (1, upstream_key(version))
     numbers = tuple(int(n) for n in match["numbers"].split("."))
-    # A closing (4, 0), "no suffix": after the pre-releases, before the post-releases.
     suffixes = (
         *(
-            (_APK_SUFFIX_ORDER.get(name, 4), int(number or 0))
+            (_APK_SUFFIX_ORDER.get(name, _APK_NO_SUFFIX), int(number or 0))
             for name, number in _APK_SUFFIX.findall(match["suffixes"] or "")
         ),
-        (4, 0),
+        (_APK_NO_SUFFIX, 0),  # the end: after the pre-releases, before the post-releases
     )
     return (0, numbers, match["letter"] or "", suffixes, int(match["revision"] or 0))
 
@@ -197,17 +215,22 @@ def apk_key(version: str) -> tuple[Any, ...]:
 # --- SemVer 2.0 ----------------------------------------------------------------------------------
 
 _SEMVER = re.compile(
-    r"v?(?P<core>\d+(?:\.\d+){0,2})(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?\Z"
+    r"[vV]?(?P<core>[0-9]+(?:\.[0-9]+)*)(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]*)?\Z"
 )
 
 
 def semver_key(version: str) -> tuple[Any, ...]:
+    """SemVer 2.0 precedence, build metadata ignored, a leading "v" tolerated. Cores of one or
+    two numbers are padded (`1.2` == `1.2.0`); NuGet/Packagist fourth numbers are compared too.
+    A string that is not SemVer sorts after every SemVer version, by the upstream order."""
     version = _checked(version)
     match = _SEMVER.match(version)
     if match is None:
-        return (1, upstream_key(version))  # not SemVer: keep an order, after real ones
+        return (1, upstream_key(version))
     core = [int(n) for n in match["core"].split(".")]
     core += [0] * (3 - len(core))
+    while len(core) > 3 and core[-1] == 0:
+        core.pop()
     if match["pre"] is None:
         return (0, tuple(core), (1,))
     identifiers = tuple(
@@ -220,6 +243,7 @@ def semver_key(version: str) -> tuple[Any, ...]:
 
 
 def pypi_key(version: str) -> tuple[Any, ...]:
+    """PEP 440; a string that is not PEP 440 sorts after every valid version, by upstream order."""
     version = _checked(version)
     try:
         return (0, Version(version))
@@ -229,27 +253,34 @@ def pypi_key(version: str) -> tuple[Any, ...]:
 
 # --- upstream (vendor) versions ---------------------------------------------------------------
 
-_UPSTREAM_TOKEN = re.compile(r"\d+|[a-z]+")
-# Words that mark a release candidate or earlier, before the release itself.
+_UPSTREAM_TOKEN = re.compile(r"[0-9]+|[a-z]+")
+# Words that mark a release candidate or earlier: before the release itself.
 _PRE_RELEASE = {"dev": 0, "snapshot": 0, "alpha": 1, "beta": 2, "pre": 3, "preview": 3, "rc": 4}
-_END = (1,)
+_NEUTRAL = {"final", "ga", "release", "stable"}  # `1.0.0.Final` is 1.0.0
+_PRE, _END, _LETTERS, _NUMBER = 0, 1, 2, 3
+_ZERO = (_NUMBER, 0)
 
 
 def upstream_key(version: str) -> tuple[Any, ...]:
-    """Vendor versions: runs of digits (numbers) and letters, separators ignored. At one
-    position a pre-release word (rc, beta, alpha, dev, pre) < the end of the version < letters
-    (OpenSSL's `1.0.2k`, OpenSSH's `p1`: later patch releases) < numbers, so that
-    1.3.6rc2 < 1.3.6 < 1.3.6a and 9.6 < 9.6p1 < 9.7."""
-    text = _checked(version).lower()
+    """Vendor versions: runs of digits (numbers) and letters, separators and case ignored. At one
+    position a pre-release word (dev < alpha < beta < pre < rc) < the end of the version <
+    letters (OpenSSL's `1.0.2k`, OpenSSH's `p1`: later patch releases) < numbers, so that
+    1.3.6rc2 < 1.3.6 < 1.3.6a < 1.3.7 and 9.6 < 9.6p1 < 9.7. Zeros before the end or a word
+    add nothing: 2.4 == 2.4.0, 2.0rc1 == 2.0.0rc1."""
     key: list[tuple[Any, ...]] = []
-    for token in _UPSTREAM_TOKEN.findall(text)[:64]:
+    for token in _UPSTREAM_TOKEN.findall(_checked(version).lower()):
         if token.isdigit():
-            key.append((3, int(token)))
-        elif token in _PRE_RELEASE:
-            key.append((0, _PRE_RELEASE[token]))
-        else:
-            key.append((2, token))
-    key.append(_END)
+            key.append((_NUMBER, int(token)))
+            continue
+        while key and key[-1] == _ZERO:
+            key.pop()
+        if token in _PRE_RELEASE:
+            key.append((_PRE, _PRE_RELEASE[token]))
+        elif token not in _NEUTRAL:
+            key.append((_LETTERS, token))
+    while key and key[-1] == _ZERO:
+        key.pop()
+    key.append((_END,))
     return tuple(key)
 
 
@@ -267,7 +298,8 @@ _KEYS: dict[Ecosystem, Callable[[str], tuple[Any, ...]]] = {
 @lru_cache(maxsize=65536)
 def sort_key(ecosystem: Ecosystem, version: str) -> tuple[Any, ...]:
     """A key ordering versions of `ecosystem` as that ecosystem does; VersionError for a
-    string that cannot be a version (empty, control characters, too long)."""
+    string that cannot be a version (empty, unprintable characters, over 256 characters).
+    Keys of different ecosystems are not comparable with each other."""
     return _KEYS[ecosystem](version)
 
 
@@ -284,28 +316,54 @@ EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 
 @dataclass(frozen=True)
 class RangeEvent:
+    """One event of an OSV range; VersionError for an unknown kind or an impossible version."""
+
     kind: str  # introduced | fixed | last_affected | limit
     version: str
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
-            raise VersionError(f"unknown OSV range event {self.kind!r}")
+            raise VersionError(f"unknown OSV range event {str(self.kind)[:40]!r}")
+        try:
+            _checked(self.version)
+        except VersionError as exc:
+            raise VersionError(f"OSV range event {self.kind}: {exc}") from None
 
 
 _EVENT_ORDER = {"introduced": 0, "last_affected": 1, "fixed": 2, "limit": 3}
+_BEFORE_ALL = (0,)  # introduced "0"
+_AT = 1  # (1, key): at a version
 
 
-def _ordered_events(
-    ecosystem: Ecosystem, events: Sequence[RangeEvent]
-) -> list[tuple[tuple[Any, ...], RangeEvent]]:
-    """Events by version ("0" first), an introduced before a fix at the same version."""
+@lru_cache(maxsize=65536)
+def _sorted_events(
+    ecosystem: Ecosystem, events: tuple[RangeEvent, ...]
+) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """(kind, position) of the introduced, fixed and last_affected events by position,
+    introduced "0" first; at one version an introduction comes before a fix, so
+    `introduced: X, fixed: X` affects nothing."""
     keyed = []
     for event in events:
-        lowest = event.kind == "introduced" and event.version == "0"
-        key = (0,) if lowest else (1, sort_key(ecosystem, event.version))
-        keyed.append(((key, _EVENT_ORDER[event.kind]), event))
-    keyed.sort(key=lambda pair: pair[0])
-    return keyed
+        if event.kind == "limit":
+            continue
+        if event.kind == "introduced" and event.version == "0":
+            position: tuple[Any, ...] = _BEFORE_ALL
+        else:
+            position = (_AT, sort_key(ecosystem, event.version))
+        keyed.append((position, _EVENT_ORDER[event.kind], event.kind))
+    keyed.sort(key=lambda item: item[:2])
+    return tuple((kind, position) for position, _, kind in keyed)
+
+
+def _below_limits(
+    ecosystem: Ecosystem, target: tuple[Any, ...], events: Sequence[RangeEvent]
+) -> bool:
+    """OSV's BeforeLimits: no limit (an implicit "*"), or below any one limit, as each limit
+    extends the range to one more branch; a limit containing "*" is infinity."""
+    limits = [event.version for event in events if event.kind == "limit"]
+    if not limits or any("*" in limit for limit in limits):
+        return True
+    return any(target < sort_key(ecosystem, limit) for limit in limits)
 
 
 def affected(
@@ -315,41 +373,45 @@ def affected(
     *,
     versions: Sequence[str] = (),
 ) -> bool:
-    """OSV semantics: `version` is affected when it is listed in `versions`, or when the last
-    event at or below it is an introduction (introduced <= v < fixed, v <= last_affected);
-    at or beyond a `limit`, nothing is affected."""
+    """OSV evaluation: `version` is affected when `versions` lists it, or when it is below one
+    of the range's limits and the last event at or below it is an introduction
+    (introduced <= v < fixed, v <= last_affected). VersionError if `version` is impossible;
+    listed versions that are impossible never match."""
     target = sort_key(ecosystem, version)
-    if any(sort_key(ecosystem, listed) == target for listed in versions):
-        return True
-    state = False
-    for (position, _), event in _ordered_events(ecosystem, events):
-        bound = position[1] if len(position) > 1 else None
-        if event.kind == "introduced":
-            if bound is None or bound <= target:
-                state = True
-        elif event.kind == "fixed":
-            if bound is not None and bound <= target:
-                state = False
-        elif event.kind == "last_affected":
-            if bound is not None and bound < target:
-                state = False
-        elif bound is not None and bound <= target:  # limit
-            return False
-    return state
+    for listed in versions:
+        try:
+            if listed == version or sort_key(ecosystem, listed) == target:
+                return True
+        except VersionError:
+            continue
+    if not events or not _below_limits(ecosystem, target, events):
+        return False
+    vulnerable = False
+    at = (_AT, target)
+    for kind, position in _sorted_events(ecosystem, tuple(events)):
+        if kind == "introduced":
+            vulnerable = vulnerable or position <= at
+        elif kind == "fixed":
+            vulnerable = vulnerable and not position <= at
+        else:  # last_affected
+            vulnerable = vulnerable and not position < at
+    return vulnerable
 
 
 def first_fixed(ecosystem: Ecosystem, version: str, events: Sequence[RangeEvent]) -> str | None:
-    """The first `fixed` version above an affected `version`: what to upgrade to."""
+    """The lowest `fixed` version above an affected `version` (what to upgrade to), or None when
+    `version` is not affected by these events or no fix is known."""
     if not affected(ecosystem, version, events):
         return None
     target = sort_key(ecosystem, version)
-    for (position, _), event in _ordered_events(ecosystem, events):
-        if event.kind == "fixed" and len(position) > 1 and position[1] > target:
-            return event.version
-    return None
+    fixes = [e.version for e in events if e.kind == "fixed"]
+    above = [fix for fix in fixes if sort_key(ecosystem, fix) > target]
+    return min(above, key=lambda fix: sort_key(ecosystem, fix)) if above else None
 
 
 __all__ = [
+    "EVENT_KINDS",
+    "MAX_VERSION",
     "Ecosystem",
     "RangeEvent",
     "VersionError",
