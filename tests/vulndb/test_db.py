@@ -7,12 +7,27 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import sqlite3
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from scanner.vulndb.db import VulnDb, VulnDbError, detect_format, import_files, status
+from scanner.vulndb import db as db_module
+from scanner.vulndb.db import (
+    EPSS_NOTABLE,
+    Match,
+    VulnDb,
+    VulnDbError,
+    detect_format,
+    import_files,
+    lookup,
+    status,
+)
 from scanner.vulndb.versions import Ecosystem
 
 DATA = Path(__file__).parent / "data"
@@ -144,3 +159,313 @@ def test_hostile_versions_do_not_break_lookups(built: Path) -> None:
     db = VulnDb(built)
     assert db.lookup("openssh", "\x1b[31m", cpe_names=OPENSSH) == []
     assert db.lookup("openssh", "9" * 1000, cpe_names=OPENSSH) == []
+
+
+# --- the daemons fixtures: NVD bounds, OSV ranges per release, KEV/EPSS, dedup ------------------
+
+DAEMONS = [
+    DATA / "nvd-2.0-daemons.json",
+    DATA / "osv-ghsa-terrapin.json",
+    DATA / "osv-ghsa-ecdsa.json",
+    DATA / "osv-dsa-5724-1.json",
+    DATA / "osv-debian-cve-2023-38408.json",
+    DATA / "osv-ubuntu-cve-2024-6387.json",
+    DATA / "kev-daemons.json",
+    DATA / "epss-daemons.csv",
+]
+
+
+@pytest.fixture
+def daemons(built: Path) -> Path:
+    import_files(built, DAEMONS)
+    return built
+
+
+def _ids(db: VulnDb, product: str, version: str, **kwargs: object) -> set[str]:
+    return {c for m in db.lookup(product, version, **kwargs) for c in m.cves}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("product", "version", "cve", "expected"),
+    [
+        ("openssh", "9.2p1", "CVE-2023-38408", True),  # versionEndExcluding 9.3
+        ("openssh", "9.3", "CVE-2023-38408", True),  # exact 9.3:-
+        ("openssh", "9.3p1", "CVE-2023-38408", True),  # exact 9.3:p1, NVD's update folded in
+        ("openssh", "9.3p2", "CVE-2023-38408", False),
+        ("openssh", "5.3p1", "CVE-2016-0777", False),  # versionStartIncluding 5.4
+        ("openssh", "5.4", "CVE-2016-0777", True),
+        ("openssh", "7.1", "CVE-2016-0777", True),  # versionEndIncluding 7.1
+        ("openssh", "7.1p1", "CVE-2016-0777", True),  # above 7.1, but listed exactly
+        ("openssh", "7.1p2", "CVE-2016-0777", False),
+        ("nginx", "0.6.17", "CVE-2021-23017", False),  # f5:nginx, versionStartIncluding
+        ("nginx", "0.6.18", "CVE-2021-23017", True),
+        ("nginx", "1.20.0", "CVE-2021-23017", True),
+        ("nginx", "1.20.1", "CVE-2021-23017", False),  # versionEndExcluding
+        ("nginx", "1.3.8", "CVE-2013-2028", False),  # nginx:nginx, versionStartExcluding
+        ("nginx", "1.3.9", "CVE-2013-2028", True),
+        ("nginx", "1.4.0", "CVE-2013-2028", True),  # versionEndIncluding
+        ("nginx", "1.4.1", "CVE-2013-2028", False),
+        ("iis", "7.5", "CVE-2010-3972", True),
+        ("iis", "8.0", "CVE-2010-3972", False),
+    ],
+)
+def test_nvd_bounds_through_the_product_aliases(
+    daemons: Path, product: str, version: str, cve: str, expected: bool
+) -> None:
+    with VulnDb(daemons) as db:
+        assert (cve in _ids(db, product, version)) is expected
+
+
+def test_negated_nodes_and_platforms_match_nothing(daemons: Path) -> None:
+    with VulnDb(daemons) as db:
+        assert db.lookup("nginx", "0.5.0") == []  # only the negated node covers it
+        assert db.lookup("x", "11.0", cpe="cpe:2.3:o:debian:debian_linux:11.0:*:*:*:*:*:*:*") == []
+
+
+def test_kev_epss_and_fixed_version_joined(daemons: Path) -> None:
+    with VulnDb(daemons) as db:
+        [iis] = db.lookup("iis", "7.5")
+        assert (iis.cvss_score, iis.severity) == (10.0, "HIGH")  # CVSS v2 only
+        assert iis.kev and iis.kev_ransomware is True and iis.epss == 0.71
+        [nginx] = db.lookup("nginx", "1.19.0")
+        assert nginx.kev and nginx.kev_ransomware is False and nginx.epss_percentile == 0.95
+        assert nginx.fixed_version == "1.20.1" and nginx.match_kind == "nvd-cpe"
+        found = {m.cves[0]: m for m in db.lookup("openssh", "7.0")}
+        assert found["CVE-2023-38408"].fixed_version == "9.3"
+        assert found["CVE-2016-0777"].fixed_version is None  # an included end names no fix
+        assert not found["CVE-2016-0777"].kev and found["CVE-2016-0777"].kev_ransomware is None
+
+
+def test_priority_kev_then_notable_epss_then_cvss() -> None:
+    def match(name: str, *, cvss_score: float | None = None, **kwargs: Any) -> Match:
+        return Match(name, (name,), None, cvss_score, None, None, None, **kwargs)
+
+    matches = [
+        match("low-epss-high-cvss", epss=0.05, cvss_score=9.8),
+        match("notable", epss=0.2, cvss_score=5.0),
+        match("more-notable", epss=0.6, cvss_score=4.0),
+        match("kev", kev=True, epss=0.01, cvss_score=3.0),
+        match("plain", cvss_score=7.0),
+        match("unscored"),
+        match("tiny-epss", epss=0.09, cvss_score=6.9),
+    ]
+    ordered = [m.advisory_id for m in sorted(matches, key=lambda m: m.priority)]
+    assert ordered == [
+        "kev",
+        "more-notable",
+        "notable",
+        "low-epss-high-cvss",
+        "plain",
+        "tiny-epss",
+        "unscored",
+    ]
+    assert EPSS_NOTABLE == 0.1
+
+
+def test_distro_release_decides_which_fix_applies(daemons: Path) -> None:
+    debian = Ecosystem.DEBIAN
+    with VulnDb(daemons) as db:
+        patched11 = "1:8.4p1-5+deb11u2"
+        assert _ids(db, "openssh", patched11, ecosystem=debian, release="11") == set()
+        # Without the release the Debian 12 range (fixed in 1:9.2p1-2+deb12u1) claims it.
+        assert "CVE-2023-38408" in _ids(db, "openssh", patched11, ecosystem=debian)
+        [old] = db.lookup("openssh", "1:8.4p1-5+deb11u1", ecosystem=debian, release="11")
+        assert old.fixed_version == "1:8.4p1-5+deb11u2" and old.cves == ("CVE-2023-38408",)
+        bookworm = db.lookup("openssh", "1:9.2p1-2", ecosystem=debian, release="12")
+        assert [m.cves for m in bookworm] == [("CVE-2023-38408",), ("CVE-2024-6387",)]
+        regresshion = bookworm[1]
+        # DSA-5724-1 and DEBIAN-CVE-2024-6387 are one CVE: one match, NVD's score borrowed.
+        assert regresshion.fixed_version == "1:9.2p1-2+deb12u3"
+        assert regresshion.cvss_score == 8.1 and regresshion.match_kind == "osv-range"
+        ubuntu = Ecosystem.UBUNTU
+        [noble] = db.lookup("openssh", "1:9.6p1-3ubuntu13.2", ecosystem=ubuntu, release="24.04")
+        assert noble.advisory_id == "UBUNTU-CVE-2024-6387" and noble.cvss_score == 8.1
+        assert db.lookup("openssh", "1:9.6p1-3ubuntu13.3", ecosystem=ubuntu) == []
+        assert db.lookup("openssh", "1:9.6p1-3ubuntu13.2", ecosystem=ubuntu, release="22.04") == []
+
+
+@pytest.mark.parametrize(
+    ("ecosystem", "package", "version", "fixed"),
+    [
+        (Ecosystem.PYPI, "paramiko", "3.3.1", "3.4.0"),
+        (Ecosystem.PYPI, "Paramiko", "3.4.0", None),  # fixed: not affected
+        (Ecosystem.PYPI, "asyncssh", "2.14.1", "2.14.2"),
+        (Ecosystem.SEMVER, "golang.org/x/crypto", "0.16.0", "0.17.0"),
+        (Ecosystem.SEMVER, "russh", "0.40.2", None),
+        (Ecosystem.PYPI, "ecdsa", "0.18.0", "-"),  # last_affected: affected, no fix known
+        (Ecosystem.PYPI, "ecdsa", "0.18.1", None),
+    ],
+)
+def test_osv_introduced_fixed_last_affected(
+    daemons: Path, ecosystem: Ecosystem, package: str, version: str, fixed: str | None
+) -> None:
+    found = lookup(daemons, package, version, ecosystem=ecosystem)
+    if fixed is None:
+        assert found == []
+        return
+    [match] = found
+    assert match.match_kind == "osv-range" and match.sources == ("osv",)
+    assert match.fixed_version == (None if fixed == "-" else fixed)
+    assert match.cvss_score in (5.9, 5.3)  # computed from each GHSA's vector
+
+
+def test_records_sharing_cves_merge_transitively(daemons: Path, tmp_path: Path) -> None:
+    both = json.loads((DATA / "osv-dsa-5724-1.json").read_text())
+    both["id"] = "DSA-9999-1"
+    both["upstream"] = ["CVE-2024-6387", "CVE-2023-38408"]
+    both["affected"][0]["ranges"][0]["events"][1]["fixed"] = "1:9.2p1-2+deb12u9"
+    extra = tmp_path / "dsa-9999-1.json"
+    extra.write_text(json.dumps(both))
+    import_files(daemons, [extra])
+    [merged] = lookup(daemons, "openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="12")
+    assert merged.cves == ("CVE-2023-38408", "CVE-2024-6387")
+    assert merged.epss == 0.62  # the highest of the CVEs'
+
+
+@pytest.mark.parametrize(
+    "cpe",
+    [
+        "cpe:/a:openbsd:openssh:7.4",
+        "cpe:2.3:a:openbsd:openssh:7.4:-:*:*:*:*:*:*",
+        "openbsd:openssh",
+        "OpenBSD:OpenSSH",
+    ],
+)
+def test_lookup_by_cpe_forms(daemons: Path, cpe: str) -> None:
+    found = {m.cves[0] for m in lookup(daemons, "sshd", "7.4", cpe=cpe)}
+    assert found == {"CVE-2023-38408"}
+    assert lookup(daemons, "sshd", "7.4") == []  # no alias for "sshd", no CPE given
+
+
+@pytest.mark.parametrize("bad", ["cpe:2.3:a", "openssh", "cpe:/a:*:openssh", "a:b:c"])
+def test_bad_cpe_is_a_clear_error(daemons: Path, bad: str) -> None:
+    with pytest.raises(VulnDbError, match="not a CPE name"):
+        lookup(daemons, "openssh", "7.4", cpe=bad)
+
+
+def test_truncated_second_file_keeps_counts_and_bytes(daemons: Path, tmp_path: Path) -> None:
+    before_bytes = hashlib.sha256(daemons.read_bytes()).hexdigest()
+    before = status(daemons)
+    text = (DATA / "nvd-2.0-daemons.json").read_text()
+    cut = tmp_path / "nvdcve-2.0-2023.json"
+    cut.write_text(text[: text.index('"CVE-2021-23017"') + 40])
+    with pytest.raises(VulnDbError) as caught:
+        import_files(daemons, [DATA / "kev-sample.json", cut])
+    assert str(caught.value) == f"{cut}: truncated in record 2"
+    assert hashlib.sha256(daemons.read_bytes()).hexdigest() == before_bytes
+    assert status(daemons).counts == before.counts
+    assert [p.name for p in daemons.parent.iterdir() if p.name.startswith(".vulndb.sqlite-")] == []
+
+
+def test_reimport_replaces_rows(daemons: Path) -> None:
+    before = status(daemons).counts
+    import_files(daemons, DAEMONS)
+    assert status(daemons).counts == before
+    assert status(daemons).per_source == {"nvd": 8, "osv": 6}
+
+
+def test_concurrent_imports_both_land(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    files = [[DATA / "nvd-2.0-daemons.json"], [DATA / "osv-ghsa-terrapin.json"], [KEV], [EPSS]]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda f: import_files(path, f), files))
+    counts = status(path).counts
+    assert (counts["advisories"], counts["kev"], counts["epss"]) == (6, 2, 3)
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE sources (name TEXT NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL,
+    records INTEGER NOT NULL, imported_at TEXT NOT NULL);
+CREATE TABLE advisories (id TEXT PRIMARY KEY, source TEXT NOT NULL, summary TEXT, published TEXT,
+    modified TEXT, cvss_score REAL, cvss_vector TEXT, severity TEXT,
+    aliases TEXT NOT NULL DEFAULT '[]', refs TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE aliases (alias TEXT NOT NULL, advisory_id TEXT NOT NULL);
+CREATE TABLE affected (advisory_id TEXT NOT NULL, ecosystem TEXT NOT NULL, package TEXT NOT NULL,
+    events TEXT NOT NULL, versions TEXT NOT NULL);
+CREATE INDEX affected_package ON affected (ecosystem, package);
+CREATE TABLE cpe_matches (advisory_id TEXT NOT NULL, vendor TEXT NOT NULL, product TEXT NOT NULL,
+    version TEXT, start_including TEXT, start_excluding TEXT, end_including TEXT,
+    end_excluding TEXT);
+CREATE TABLE kev (cve TEXT PRIMARY KEY, date_added TEXT, due_date TEXT, ransomware INTEGER,
+    vendor TEXT, product TEXT, name TEXT);
+CREATE TABLE epss (cve TEXT PRIMARY KEY, score REAL, percentile REAL, date TEXT);
+INSERT INTO meta VALUES ('schema_version', '1'), ('built_at', '2026-11-01T00:00:00+00:00');
+INSERT INTO advisories VALUES ('CVE-2024-6387', 'nvd', 'old', NULL, NULL, 8.1, NULL, 'HIGH',
+    '[]', '[]');
+INSERT INTO cpe_matches VALUES ('CVE-2024-6387', 'openbsd', 'openssh', NULL, '8.5', NULL, NULL,
+    '9.8');
+INSERT INTO advisories VALUES ('DEBIAN-CVE-2024-6387', 'osv', 'old', NULL, NULL, NULL, NULL,
+    NULL, '["CVE-2024-6387"]', '[]');
+INSERT INTO affected VALUES ('DEBIAN-CVE-2024-6387', 'Debian', 'openssh',
+    '[{"introduced": "0"}, {"fixed": "1:9.2p1-2+deb12u3"}]', '[]');
+"""
+
+
+def test_a_schema_1_database_is_migrated_by_the_next_import(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript(V1_SCHEMA)
+    old.close()
+    with pytest.raises(VulnDbError, match="schema 1, this posture reads schema 2"):
+        VulnDb(path)
+    import_files(path, [KEV])
+    with VulnDb(path) as db:
+        assert [m.cves for m in db.lookup("openssh", "9.7p1")] == [("CVE-2024-6387",)]
+        debian = db.lookup("openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="12")
+        assert [m.fixed_version for m in debian] == ["1:9.2p1-2+deb12u3"]
+        assert debian[0].cvss_score == 8.1
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(VulnDbError, match="not an advisory database"):
+        VulnDb(junk)
+    with pytest.raises(VulnDbError, match=r"junk\.sqlite: not an advisory database"):
+        import_files(junk, [KEV])
+    assert junk.read_bytes() == b"not sqlite at all" * 100
+
+
+def test_status_never_built_and_per_source(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    import_files(path, [KEV], now=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    found = status(path, now=dt.datetime(2026, 11, 9, 12, tzinfo=dt.UTC), max_age_days=7)
+    assert found.age_days == 8.5 and found.per_source == {}
+    assert found.warning is not None and "more than 7" in found.warning
+    assert found.sources[0][:3] == ("kev", str(KEV), 2)
+    assert status(path, now=dt.datetime(2026, 11, 2, tzinfo=dt.UTC)).warning is None
+
+
+def test_the_same_advisory_twice_in_one_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "BATCH", 1)  # every record its own round
+    path = tmp_path / "db.sqlite"
+    nvd = DATA / "nvd-2.0-daemons.json"
+    import_files(path, [nvd, nvd, DATA / "osv-dsa-5724-1.json", DATA / "osv-dsa-5724-1.json"])
+    once = tmp_path / "once.sqlite"
+    import_files(once, [nvd, DATA / "osv-dsa-5724-1.json"])
+    assert status(path).counts == status(once).counts
+    import_files(path, [nvd])  # and again in a later import
+    assert status(path).counts == status(once).counts
+    assert {m.cves[0] for m in lookup(path, "openssh", "5.5")} == {
+        "CVE-2023-38408",
+        "CVE-2016-0777",
+    }
+
+
+@given(st.lists(st.text(max_size=20), max_size=5))
+def test_json_list_is_json(items: list[str]) -> None:
+    assert json.loads(db_module._json_list(items)) == items
+
+
+def test_row_cache_is_bounded_by_rows() -> None:
+    cache: db_module._Lru[str, str] = db_module._Lru(10)
+    cache.put("a", "A", 4)
+    cache.put("b", "B", 4)
+    assert cache.get("a") == "A"  # now the most recent
+    cache.put("c", "C", 4)  # 12 > 10: the least recent ("b") goes
+    assert (cache.get("b"), cache.get("a"), cache.get("c"), cache.weight) == (None, "A", "C", 8)
+    cache.put("huge", "H", 50)  # one entry over capacity is still kept, alone
+    assert list(cache.entries) == ["huge"] and cache.weight == 50
