@@ -128,9 +128,9 @@ def _dpkg_part(text: str) -> tuple[Any, ...]:
     return tuple(key)
 
 
-def dpkg_key(version: str) -> tuple[Any, ...]:
-    """`[epoch:]upstream[-revision]`. dpkg warns about, yet compares, an upstream version not
-    starting with a digit; an empty one (which dpkg refuses) simply sorts first."""
+def _split_evr(version: str) -> tuple[int, str, str]:
+    """`[epoch:]version[-revision]` as dpkg and rpm both write it: (epoch, version, revision);
+    a missing epoch is 0 and a missing revision empty."""
     version = _checked(version)
     epoch_text, colon, rest = version.partition(":")
     if colon and epoch_text.isascii() and epoch_text.isdigit():
@@ -140,6 +140,13 @@ def dpkg_key(version: str) -> tuple[Any, ...]:
     upstream, dash, revision = rest.rpartition("-")
     if not dash:
         upstream, revision = rest, ""
+    return epoch, upstream, revision
+
+
+def dpkg_key(version: str) -> tuple[Any, ...]:
+    """`[epoch:]upstream[-revision]`. dpkg warns about, yet compares, an upstream version not
+    starting with a digit; an empty one (which dpkg refuses) simply sorts first."""
+    epoch, upstream, revision = _split_evr(version)
     return (epoch, _dpkg_part(upstream), _dpkg_part(revision))
 
 
@@ -169,15 +176,7 @@ def _rpm_part(text: str) -> tuple[Any, ...]:
 def rpm_key(version: str) -> tuple[Any, ...]:
     """`[epoch:]version[-release]`, epoch numerically, then version and release by rpmvercmp.
     A missing release sorts before any release."""
-    version = _checked(version)
-    epoch_text, colon, rest = version.partition(":")
-    if colon and epoch_text.isascii() and epoch_text.isdigit():
-        epoch = int(epoch_text)
-    else:
-        epoch, rest = 0, version
-    upstream, dash, release = rest.rpartition("-")
-    if not dash:
-        upstream, release = rest, ""
+    epoch, upstream, release = _split_evr(version)
     return (epoch, _rpm_part(upstream), _rpm_part(release))
 
 

@@ -463,16 +463,26 @@ class _Assessment:
             error = "no SSL/TLS version was accepted"
         else:
             error = next((p.error for p in protocols if p.error), "no SSL/TLS version accepted")
-        return TlsEndpoint(
-            host=self.endpoint.address,
-            port=self.endpoint.port,
-            sni=self.endpoint.sni,
-            starttls=self.endpoint.starttls,
+        return failed(
+            self.endpoint,
+            error,
             protocols=tuple(protocols),
-            error=for_terminal(error, 300),
             starttls_refused=state.starttls_refused and not state.answered,
             warnings=tuple(state.warnings),
         )
+
+
+def failed(endpoint: Endpoint, error: object, **facts: Any) -> TlsEndpoint:
+    """The assessment of an endpoint that could not be assessed, and why."""
+    return TlsEndpoint(
+        host=endpoint.address,
+        port=endpoint.port,
+        sni=endpoint.sni,
+        starttls=endpoint.starttls,
+        protocols=facts.pop("protocols", ()),
+        error=for_terminal(error, 300),
+        **facts,
+    )
 
 
 async def assess_endpoint(
@@ -489,23 +499,9 @@ async def assess_endpoint(
         async with asyncio.timeout(options.deadline):
             result = await assessment.run()
     except TimeoutError:
-        result = TlsEndpoint(
-            host=endpoint.address,
-            port=endpoint.port,
-            sni=endpoint.sni,
-            starttls=endpoint.starttls,
-            protocols=(),
-            error=f"the assessment did not finish within {options.deadline:g}s",
-        )
+        result = failed(endpoint, f"the assessment did not finish within {options.deadline:g}s")
     except ProbeConnectionError as exc:
-        result = TlsEndpoint(
-            host=endpoint.address,
-            port=endpoint.port,
-            sni=endpoint.sni,
-            starttls=endpoint.starttls,
-            protocols=(),
-            error=for_terminal(exc, 300),
-        )
+        result = failed(endpoint, exc)
     elapsed = time.monotonic() - started
     return dataclasses.replace(result, connections=connector.connections, elapsed=round(elapsed, 3))
 
