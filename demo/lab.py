@@ -247,6 +247,69 @@ def ssh_banner(banner: bytes = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3") -> Han
     return handler
 
 
+def line_service(greeting: bytes, replies: Sequence[tuple[bytes, bytes]], other: bytes) -> Handler:
+    """A line-oriented daemon (FTP, SMTP): its greeting, then per line the reply of the first
+    command prefix that matches (case-insensitive), else `other`; at most 20 lines."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _send(writer, greeting)
+        for _ in range(20):
+            try:
+                line = await asyncio.wait_for(reader.readline(), 15)
+            except (TimeoutError, ValueError):
+                return
+            if not line:
+                return
+            command = line.strip().upper()
+            reply = next((r for prefix, r in replies if command.startswith(prefix)), other)
+            await _send(writer, reply)
+            if command.startswith((b"QUIT", b"BYE")):
+                return
+
+    return handler
+
+
+XENIAL_SSH = b"SSH-2.0-OpenSSH_7.2p2 Ubuntu-4ubuntu2.8"  # Ubuntu 16.04's last build
+
+
+def vsftpd_234() -> Handler:
+    """vsftpd 2.3.4's greeting: the release whose source tarball was backdoored (CVE-2011-2523)."""
+    return line_service(
+        b"220 (vsFTPd 2.3.4)\r\n",
+        ((b"USER", b"331 Please specify the password.\r\n"), (b"QUIT", b"221 Goodbye.\r\n")),
+        b"530 Please login with USER and PASS.\r\n",
+    )
+
+
+def exim_489(hostname: str = "mail.unpatched.test") -> Handler:
+    """Exim 4.89 (Debian 9's), affected by CVE-2019-10149 ("The Return of the WIZard")."""
+    name = hostname.encode()
+    return line_service(
+        b"220 " + name + b" ESMTP Exim 4.89 Tue, 24 Nov 2026 10:00:00 +0000\r\n",
+        (
+            (b"EHLO", b"250-" + name + b" Hello\r\n250-SIZE 52428800\r\n250 HELP\r\n"),
+            (b"HELO", b"250 " + name + b" Hello\r\n"),
+            (b"QUIT", b"221 " + name + b" closing connection\r\n"),
+        ),
+        b"500 unrecognized command\r\n",
+    )
+
+
+def apache_2449() -> Handler:
+    """Apache httpd 2.4.49, the release with the path traversal of CVE-2021-41773."""
+
+    def route(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(
+            200 if request.path == "/" else 404,
+            (("Server", "Apache/2.4.49 (Unix)"), ("Content-Type", "text/html")),
+            b"<html><body><h1>It works!</h1></body></html>\n",
+            go_style=False,
+        )
+
+    bad = b"HTTP/1.1 400 Bad Request\r\nServer: Apache/2.4.49 (Unix)\r\nConnection: close\r\n\r\n"
+    return http_service(route, bad_request=bad)
+
+
 def vnc() -> Handler:
     """RFB 3.8 with VNC authentication; every password is wrong."""
 
@@ -901,6 +964,16 @@ LAB_HOSTS: dict[str, tuple[int, tuple[_Service, ...]]] = {
         ),
     ),
     "hardened": (15, (_Service("ssh", 22, "emulated", ssh_banner),)),
+    # Software years behind: known-vulnerable versions, three of them in CISA KEV.
+    "unpatched": (
+        16,
+        (
+            _Service("ftp", 21, "emulated", vsftpd_234),
+            _Service("ssh", 22, "emulated", lambda: ssh_banner(XENIAL_SSH)),
+            _Service("smtp", 25, "emulated", exim_489),
+            _Service("http", 80, "emulated", apache_2449),
+        ),
+    ),
 }
 
 _BINARIES = {"redis": "redis-server", "memcached": "memcached"}

@@ -107,6 +107,99 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Vulnerability:
+    """One advisory that affects software a host runs, as the advisory database matched it.
+
+    The software is either what a service announced (`port`/`proto` set, source "banner" or
+    "nmap") or an installed package an authenticated inventory listed (no port, "package")."""
+
+    advisory_id: str  # the CVE where the records have one, else the advisory's own id
+    key: str  # "<product>:<id>": stable across database refreshes, tells findings apart
+    product: str  # posture's product key ("openssh") or the distro source package
+    version: str  # as found: upstream version or full package version
+    source: str  # "banner" | "nmap" | "package"
+    confidence: Confidence
+    cves: tuple[str, ...] = ()
+    port: int | None = None
+    proto: str | None = None
+    ecosystem: str = "upstream"  # the version ordering the match used
+    release: str | None = None  # distro release of the advisory ("12", "22.04")
+    fixed_version: str | None = None
+    cvss_score: float | None = None
+    cvss_vector: str | None = None
+    kev: bool = False
+    kev_ransomware: bool | None = None
+    epss: float | None = None
+    epss_percentile: float | None = None
+    summary: str | None = None
+    match: str = "nvd-cpe"  # or "osv-range"
+    reason: str | None = None  # why the confidence is what it is
+
+    @property
+    def cvss_severity(self) -> Severity | None:
+        """The CVSS v3 qualitative rating of the score (FIRST's bands), None when unscored."""
+        if self.cvss_score is None:
+            return None
+        for floor, severity in _CVSS_BANDS:
+            if self.cvss_score >= floor:
+                return severity
+        return Severity.INFO
+
+    @property
+    def severity(self) -> Severity:
+        """CVSS severity, raised one level and to at least high when CISA KEV lists it:
+        exploitation in the wild outranks the base score. Unscored advisories count as medium
+        (the middle: neither buried nor alarming) unless KEV lists them."""
+        base = self.cvss_severity or Severity.MEDIUM
+        if not self.kev:
+            return base
+        raised = min(base.rank + 1, Severity.CRITICAL.rank)
+        return _SEVERITY_OF_RANK[max(raised, Severity.HIGH.rank)]
+
+    @property
+    def priority(self) -> str:
+        """Why it ranks where it does: "kev" (exploited in the wild), "epss" (EPSS at least
+        EPSS_NOTABLE), else "cvss"."""
+        if self.kev:
+            return "kev"
+        if self.epss is not None and self.epss >= EPSS_NOTABLE:
+            return "epss"
+        return "cvss"
+
+    @property
+    def priority_key(self) -> tuple[int, float, float, str]:
+        """Most urgent first: KEV, then likely exploitation by EPSS, then CVSS."""
+        order = {"kev": 0, "epss": 1, "cvss": 2}[self.priority]
+        epss = -(self.epss or 0.0) if order < 2 else 0.0
+        return (order, epss, -(self.cvss_score or 0.0), self.key)
+
+
+# FIRST's CVSS v3 qualitative severity rating scale.
+_CVSS_BANDS = (
+    (9.0, Severity.CRITICAL),
+    (7.0, Severity.HIGH),
+    (4.0, Severity.MEDIUM),
+    (0.1, Severity.LOW),
+)
+_SEVERITY_OF_RANK = {severity.rank: severity for severity in Severity}
+EPSS_NOTABLE = 0.1
+"""EPSS probability from which a vulnerability ranks right after KEV ones: a one-in-ten chance
+of exploitation within 30 days, which FIRST's own guidance treats as high."""
+
+
+@dataclass(frozen=True)
+class VulnAssessment:
+    """What matching a host's software against the advisory database found, and where it could
+    not look: `unassessed` lists (proto, port) of open ports whose software is unknown, and
+    ("", 0) when the host's packages were not (no inventory, or no advisories for its distro).
+    Vulnerability rules are undetermined there, so earlier findings are not marked fixed."""
+
+    found: tuple[Vulnerability, ...] = ()
+    unassessed: tuple[tuple[str, int], ...] = ()
+    notes: tuple[str, ...] = ()  # why something was not assessed, for the scan's log
+
+
+@dataclass(frozen=True)
 class Host:
     """One scanned address with what was found on it."""
 
@@ -117,6 +210,8 @@ class Host:
     reason: str | None = None  # why it is down / timed out / errored
     # What an authenticated inventory read (posture scan --local / --ssh), when one ran.
     inventory: Inventory | None = field(default=None, hash=False, compare=False)
+    # Advisory matches of its software; None when no advisory database was used.
+    vulnerabilities: VulnAssessment | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -21,7 +22,7 @@ from typing import Any
 from scanner.errors import ConfigError, ScanFailedError
 from scanner.model import Finding, Host, HostState, ScanRecord, ScanStatus
 from scanner.probes.checks import run_checks
-from scanner.probes.inventory import Inventory, InventoryError, SshRunner, collect
+from scanner.probes.inventory import Inventory, InventoryError, LocalRunner, SshRunner, collect
 from scanner.probes.portscan import PortSpec, parse_nmap_time, parse_ports, scan_chunk
 from scanner.probes.tls.assess import TlsOptions
 from scanner.probes.tls.hosts import assess_hosts, tls_endpoint_for
@@ -31,6 +32,8 @@ from scanner.rules.facts import is_inventory_fact
 from scanner.safetext import for_terminal
 from scanner.store.db import Store, Undetermined
 from scanner.targets import Resolver, Scope, Target, TargetSet, chunked, parse_targets
+from scanner.vulndb.assess import HOST_LEVEL, OPEN_STATES, match_hosts
+from scanner.vulndb.db import VulnDb, VulnDbError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,12 @@ class ScanOptions:
     ssh_key: str | None = None
     known_hosts: str | None = None
     accept_new_host_key: bool = False
+    # Authenticated inventory of the scanning machine itself (--local): the host among the
+    # targets that is this machine (a loopback address or one of its own), read without SSH.
+    local: bool = False
+    # Match software (banners, packages) against this advisory database; None: no matching,
+    # and the vulnerability rules are undetermined everywhere.
+    vulndb: str | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.concurrency > 64:
@@ -126,6 +135,8 @@ class ScanOptions:
             "ssh_key": self.ssh_key,
             "known_hosts": self.known_hosts,
             "accept_new_host_key": self.accept_new_host_key,
+            "local": self.local,
+            "vulndb": self.vulndb,
         }
 
     @classmethod
@@ -172,12 +183,20 @@ def undetermined_rules(ruleset: RuleSet, hosts: Iterable[Host]) -> list[Undeterm
     an earlier finding of it must not count as fixed."""
     reading_checks = [rule for rule in ruleset.rules if rule.check_namespaces]
     reading_inventory = [
-        rule for rule in ruleset.rules if any(map(is_inventory_fact, rule.when.fact_names()))
+        rule
+        for rule in ruleset.rules
+        if rule.subject != "vulnerability" and any(map(is_inventory_fact, rule.when.fact_names()))
     ]
+    vulnerability_rules = [rule.id for rule in ruleset.rules if rule.subject == "vulnerability"]
     found: list[Undetermined] = []
     for host in hosts:
         if host.state is not HostState.UP:
             continue
+        found.extend(
+            (host.address, proto, port, rule_id)
+            for proto, port in _unassessed(host)
+            for rule_id in vulnerability_rules
+        )
         if host.inventory is None:
             # No inventory of this host: what its rules read is unknown, not absent. Host-level
             # rows use proto "" and port 0, as host findings have no port.
@@ -196,6 +215,15 @@ def undetermined_rules(ruleset: RuleSet, hosts: Iterable[Host]) -> list[Undeterm
                 if rule.check_namespaces & silent
             )
     return found
+
+
+def _unassessed(host: Host) -> list[tuple[str, int]]:
+    """(proto, port) where the host's software could not be matched against advisories, ("", 0)
+    for its packages: everywhere when no advisory database was used."""
+    if host.vulnerabilities is not None:
+        return list(host.vulnerabilities.unassessed)
+    ports = [(s.proto, s.port) for s in host.services if s.state in OPEN_STATES]
+    return [HOST_LEVEL, *ports]
 
 
 def with_tls(hosts: list[Host], options: TlsOptions) -> list[Host]:
@@ -238,19 +266,91 @@ def without_tls(hosts: list[Host]) -> list[Host]:
 MAX_INVENTORIES_AT_ONCE = 4
 
 
-def with_inventory(hosts: list[Host], options: ScanOptions) -> list[Host]:
-    """The hosts with an SSH inventory attached where one could be read. A host that could not
-    be inventoried keeps none (its inventory rules stay undetermined); why is logged."""
+def is_this_machine(address: str) -> bool:
+    """Whether `address` is one of this machine's own (loopback or an interface's): binding a
+    socket to it succeeds only then, and sends nothing."""
+    try:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
+class ScanContext:
+    """What the chunks of one scan share: the local inventory (read once, however many of the
+    targets are this machine) and one read-only advisory database per worker thread (SQLite
+    connections stay in the thread that opened them)."""
+
+    def __init__(self, options: ScanOptions) -> None:
+        self.options = options
+        self._lock = threading.Lock()
+        self._local: Inventory | None = None
+        self._local_read = False
+        self._threads = threading.local()
+        self._opened: list[VulnDb] = []
+        self._vulndb_failed = False
+
+    def local_inventory(self) -> Inventory | None:
+        with self._lock:
+            if not self._local_read:
+                self._local_read = True
+                try:
+                    self._local = collect(LocalRunner())
+                except InventoryError as exc:
+                    log.warning("inventory of this machine failed: %s", for_terminal(exc, 300))
+            return self._local
+
+    def vulndb(self) -> VulnDb | None:
+        """This thread's advisory database, or None when there is none to use (why is logged
+        once)."""
+        path = self.options.vulndb
+        if path is None:
+            return None
+        found: VulnDb | None = getattr(self._threads, "db", None)
+        if found is not None:
+            return found
+        with self._lock:
+            if self._vulndb_failed:
+                return None
+            try:
+                found = VulnDb(path)
+            except VulnDbError as exc:
+                self._vulndb_failed = True
+                log.warning(
+                    "advisory database unusable, vulnerabilities not matched: %s",
+                    for_terminal(exc, 300),
+                )
+                return None
+            self._opened.append(found)
+        self._threads.db = found
+        return found
+
+    def close(self) -> None:
+        """Close every database a thread opened (call once the workers are done)."""
+        with self._lock:
+            for db in self._opened:
+                db.close()
+            self._opened.clear()
+
+
+def with_inventory(hosts: list[Host], options: ScanOptions, context: ScanContext) -> list[Host]:
+    """The hosts with an inventory attached where one could be read: this machine's own with
+    --local, over SSH with --ssh. A host that could not be inventoried keeps none (its inventory
+    rules stay undetermined); why is logged."""
     wanted = [
         index
         for index, host in enumerate(hosts)
-        if host.state is HostState.UP and _wants_inventory(host, options)
+        if host.state is HostState.UP and _inventory_source(host, options) is not None
     ]
     if not wanted:
         return hosts
 
     def one(index: int) -> Inventory | None:
         host = hosts[index]
+        if _inventory_source(host, options) == "local":
+            return context.local_inventory()
         try:
             return collect(options.ssh_runner(host.address))
         except InventoryError as exc:
@@ -265,12 +365,26 @@ def with_inventory(hosts: list[Host], options: ScanOptions) -> list[Host]:
     ]
 
 
-def _wants_inventory(host: Host, options: ScanOptions) -> bool:
+def _inventory_source(host: Host, options: ScanOptions) -> str | None:
+    """ "local", "ssh" or None: how this host is inventoried. --local takes this machine's own
+    addresses; --ssh the named host, else every host with the SSH port open."""
+    if options.local and is_this_machine(host.address):
+        return "local"
+    if options.ssh_user is None:
+        return None
     if options.ssh_host is not None:
-        return options.ssh_host in (host.address, host.hostname)
-    return any(
+        return "ssh" if options.ssh_host in (host.address, host.hostname) else None
+    open_ssh = any(
         s.port == options.ssh_port and s.proto == "tcp" and s.state == "open" for s in host.services
     )
+    return "ssh" if open_ssh else None
+
+
+def with_vulnerabilities(hosts: list[Host], context: ScanContext) -> list[Host]:
+    """The hosts with their software matched against the advisory database; unchanged (and
+    the vulnerability rules undetermined) when there is no database to use."""
+    db = context.vulndb()
+    return hosts if db is None else match_hosts(hosts, db)
 
 
 @dataclass(frozen=True)
@@ -285,10 +399,11 @@ def _scan_one_chunk(
     chunk: list[Target],
     ports: PortSpec,
     ruleset: RuleSet,
-    options: ScanOptions,
+    context: ScanContext,
     cancel: threading.Event,
     progress: Callable[[float], None],
 ) -> _ChunkWork:
+    options = context.options
     result = scan_chunk(
         chunk,
         ports,
@@ -306,8 +421,10 @@ def _scan_one_chunk(
         hosts = with_tls(hosts, options.tls_options())
     else:
         hosts = without_tls(hosts)
-    if options.ssh_user is not None and not cancel.is_set():
-        hosts = with_inventory(hosts, options)
+    if (options.ssh_user is not None or options.local) and not cancel.is_set():
+        hosts = with_inventory(hosts, options, context)
+    if not cancel.is_set():
+        hosts = with_vulnerabilities(hosts, context)
     return _ChunkWork(
         hosts,
         evaluate(ruleset, hosts),
@@ -504,6 +621,7 @@ def run_scan(
                 return
 
     chunks = _single_family(chunked(_pending(store, scan_id, targets), options.chunk_size))
+    context = ScanContext(options)
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="posture-scan")
     try:
         exhausted = False
@@ -520,7 +638,7 @@ def run_scan(
                     fraction[0] = min(max(value, 0.0), 1.0)
 
                 future = pool.submit(
-                    _scan_one_chunk, chunk, ports, ruleset, options, cancel, on_progress
+                    _scan_one_chunk, chunk, ports, ruleset, context, cancel, on_progress
                 )
                 in_flight[future] = (len(chunk), fraction)
             if not in_flight:
@@ -533,6 +651,7 @@ def run_scan(
         # Stop every nmap still running, wait for the workers, then keep what finished.
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
+        context.close()
         store_what_finished()
         if isinstance(exc, KeyboardInterrupt):
             store.finish_scan(scan_id, ScanStatus.INTERRUPTED, error="interrupted by the user")
@@ -545,6 +664,7 @@ def run_scan(
             raise ScanFailedError(f"scan {scan_id} failed: {exc}") from exc
         raise
     pool.shutdown(wait=True)
+    context.close()
     lifecycle = store.finish_scan(scan_id, ScanStatus.COMPLETED)
     # Every host of the scan, including those a run before a --resume stored.
     states = Counter(host.state.value for host in store.scan_hosts(scan_id))

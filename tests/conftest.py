@@ -25,6 +25,23 @@ _MISSING = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def bundled_vulndb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test's default advisory database ($POSTURE_VULNDB): built once from posture's
+    bundled advisories, in the session's temporary folder, never in the user's home."""
+    from scanner.vulndb.bundled import import_bundle
+
+    path = tmp_path_factory.mktemp("vulndb") / "bundled.sqlite"
+    import_bundle(path)
+    before = os.environ.get("POSTURE_VULNDB")
+    os.environ["POSTURE_VULNDB"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("POSTURE_VULNDB", None)
+    else:
+        os.environ["POSTURE_VULNDB"] = before
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for marker, (missing, reason) in _MISSING.items():
         if not missing():

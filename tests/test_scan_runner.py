@@ -66,9 +66,11 @@ hosts = []
 for address in addresses:
     family = "ipv6" if ":" in address else "ipv4"
     rows = "".join(
-        f'<port protocol="tcp" portid="{{port}}"><state state="{{state}}" reason="syn-ack"/>'
-        f'<service name="{{name}}" method="probed" conf="10"/></port>'
-        for port, state, name in config.get("services", {{}}).get(address, default)
+        f'<port protocol="tcp" portid="{{row[0]}}"><state state="{{row[1]}}" reason="syn-ack"/>'
+        f'<service name="{{row[2]}}" method="probed" conf="10"'
+        + (f' product="{{row[3]}}" version="{{row[4]}}"' if len(row) > 3 else "")
+        + "/></port>"
+        for row in config.get("services", {{}}).get(address, default)
     )
     hosts.append(
         f'<host><status state="up" reason="localhost-response"/>'
@@ -365,6 +367,15 @@ def test_undetermined_rules_are_those_reading_a_silent_check(ruleset: RuleSet) -
     answered = dataclasses.replace(docker, port=2376, checks={"docker": {"unauthenticated": True}})
     host = Host("127.0.71.11", HostState.UP, services=(docker, answered))
     everything = undetermined_rules(ruleset, [host])
+    # No advisory database was used: the vulnerability rule is undetermined on the host's
+    # packages and on every open port.
+    vulns = "vulns.known-vulnerability"
+    assert {(p, port) for _, p, port, rule in everything if rule == vulns} == {
+        ("", 0),
+        ("tcp", 2375),
+        ("tcp", 2376),
+    }
+    everything = [row for row in everything if row[3] != vulns]
     # Host-level rows: the host was not inventoried, so the rules reading inventory facts
     # (rules/ssh.yaml) cannot be told either.
     found = [row for row in everything if row[1] != ""]
@@ -454,3 +465,33 @@ def test_resume_bookkeeping_keys_are_the_ones_reports_hide() -> None:
         scan_module._RULE_IDS,
     }
     assert keys == RESUME_OPTION_KEYS
+
+
+def test_vulnerability_findings_live_through_scans_with_and_without_answers(
+    ruleset: RuleSet, store: Store, fake_nmap: FakeNmap, tmp_path: Path
+) -> None:
+    """A vulnerable version is found; a scan without the advisory database, or one where the
+    port's software is unknown, cannot tell and keeps it open; the patched version fixes it."""
+    from scanner.vulndb.db import import_files
+
+    data = Path(__file__).parent / "vulndb" / "data"
+    vulndb = tmp_path / "advisories.sqlite"
+    import_files(vulndb, [data / "nvd-2.0-daemons.json", data / "epss-daemons.csv"])
+    address = "127.0.71.21"
+    with_db = dataclasses.replace(OPTIONS, ports="22", vulndb=str(vulndb))
+
+    def scan(options: ScanOptions, *row: object) -> Any:
+        fake_nmap.configure(services={address: [[22, "open", "ssh", *row]]})
+        scan_id, targets = begin(store, ruleset, [address], options)
+        return run_scan(store, scan_id, targets, ruleset, options)
+
+    first = scan(with_db, "OpenSSH", "9.2p1")
+    (finding,) = [f for f in store.findings(scan_id=first.scan.id) if "CVE-2023-38408" in f.cves]
+    assert finding.rule_id == "vulns.known-vulnerability" and finding.port == 22
+    assert finding.evidence["vuln.epss"] == 0.62 and finding.evidence["vuln.source"] == "nmap"
+    assert scan(dataclasses.replace(with_db, vulndb=None), "OpenSSH", "9.2p1").fixed == 0
+    assert scan(with_db).fixed == 0  # ssh, but which version: nmap could not say
+    assert store.get_finding(finding.fingerprint).status is FindingStatus.OPEN
+    patched = scan(with_db, "OpenSSH", "9.3p2")
+    assert patched.fixed == 1
+    assert store.get_finding(finding.fingerprint).status is FindingStatus.FIXED

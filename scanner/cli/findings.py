@@ -19,6 +19,7 @@ from rich.text import Text
 
 from scanner.cli.common import SEVERITY_STYLE, console, db_option, json_option, resolve_db
 from scanner.model import FindingStatus, ScanRecord, Severity, StoredFinding
+from scanner.report.vulns import VulnRow
 from scanner.safetext import for_terminal
 from scanner.store import FindingEvent, Store
 from scanner.store.export import event_as_dict, finding_as_dict, scan_as_dict
@@ -72,6 +73,33 @@ def findings_table(findings: Iterable[StoredFinding], title: str | None = None) 
             _safe(f.rule_id),
             _safe(f.title),
             Text(f.fingerprint[:FINGERPRINT_SHOWN]),
+        )
+    return table
+
+
+def vulnerabilities_table(rows: Iterable[VulnRow], title: str | None = None) -> Table:
+    """Vulnerability findings, most urgent first (KEV, then EPSS, then CVSS)."""
+    table = Table(show_lines=False, header_style="bold", title=title)
+    for name in ("Priority", "Severity", "Where", "Software", "Advisory", "CVSS", "EPSS"):
+        table.add_column(name, overflow="fold", no_wrap=name in ("Priority", "Severity", "CVSS"))
+    table.add_column("Fixed in", overflow="fold")
+    table.add_column("Confidence", no_wrap=True)
+    for row in rows:
+        f = row.finding
+        priority = row.priority
+        if row.kev:
+            priority = "KEV, ransomware" if row.kev_ransomware else "KEV"
+        software = " ".join(part for part in (row.product, row.version) if part)
+        table.add_row(
+            Text(priority, style="bold red" if row.kev else ""),
+            Text(f.severity.value, style=SEVERITY_STYLE[f.severity.value]),
+            _safe(row.where),
+            _safe(software),
+            _safe(row.advisory_id),
+            Text(f"{row.cvss:.1f}" if row.cvss is not None else "-"),
+            Text(f"{row.epss:.2f}" if row.epss is not None else "-"),
+            _safe(row.fixed_version or "-"),
+            Text(f.confidence.value),
         )
     return table
 

@@ -29,12 +29,16 @@ from scanner.cli.common import (
     resolve_db,
     rules_option,
 )
-from scanner.cli.findings import findings_table
+from scanner.cli.findings import findings_table, vulnerabilities_table
 from scanner.cli.tls import tls_table
+from scanner.config import Config
 from scanner.errors import EXIT_FINDINGS, ConfigError
 from scanner.model import FindingStatus, Severity
+from scanner.probes.inventory import Inventory
 from scanner.probes.portscan import find_nmap
 from scanner.rating.summary import tls_summary
+from scanner.report.vulns import vulnerability_rows
+from scanner.safetext import for_terminal
 from scanner.scan import (
     ScanObserver,
     ScanOptions,
@@ -47,6 +51,8 @@ from scanner.scan import (
 from scanner.store.db import Store
 from scanner.store.export import finding_as_dict
 from scanner.targets import Scope, check_scope, parse_targets
+from scanner.vulndb.bundled import default_path, ensure_database
+from scanner.vulndb.db import VulnDbError, status
 
 SEVERITIES = [s.value for s in Severity]
 
@@ -168,6 +174,26 @@ def pick(given: T | None, default: T) -> T:
     is_flag=True,
     help="Trust and record the host key of an SSH server seen for the first time.",
 )
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Read this machine's own packages and sshd settings (no SSH) and attach them to the "
+    "targets that are its addresses; with no targets, scans 127.0.0.1.",
+)
+@click.option(
+    "--vulns/--no-vulns",
+    default=True,
+    show_default=True,
+    help="Match the software found (banners, packages) against the offline advisory database.",
+)
+@click.option(
+    "--vulndb",
+    "vulndb_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Advisory database [config 'vulndb', else $POSTURE_VULNDB, else "
+    "~/.local/share/posture/vulndb.sqlite]; built from posture's bundled advisories when missing.",
+)
 @rules_option
 @click.option("--resume", "resume_id", type=int, default=None, help="Finish scan ID.")
 @click.option(
@@ -199,6 +225,9 @@ def scan_command(
     ssh_port: int,
     known_hosts: Path | None,
     accept_new_host_key: bool,
+    local: bool,
+    vulns: bool,
+    vulndb_path: Path | None,
     rule_paths: tuple[Path, ...],
     resume_id: int | None,
     fail_on: str | None,
@@ -225,6 +254,8 @@ def scan_command(
         check_scope(target_set, resume_scope(scan))
         scan_id = resume_id
     else:
+        if not targets and local:
+            targets = ("127.0.0.1",)
         if not targets:
             raise click.UsageError("give at least one target (or --resume SCAN_ID)")
         defaults = cfg.scan
@@ -242,6 +273,10 @@ def scan_command(
             cert_warn_days=pick(cert_warn_days, defaults.cert_warn_days),
             tls_connections=pick(tls_connections, defaults.tls_connections),
             tls_delay=pick(tls_delay, defaults.tls_delay),
+            local=local,
+            vulndb=str(_vulndb(vulndb_path or cfg.vulndb or default_path(), cfg, as_json))
+            if vulns
+            else None,
             **_ssh_options(ssh_spec, ssh_key, ssh_port, known_hosts, accept_new_host_key),
         )
         all_excludes = (*cfg.exclude, *excludes)
@@ -288,6 +323,11 @@ def scan_command(
             "findings_reopened": outcome.reopened,
             "findings_fixed": outcome.fixed,
             "tls": [tls_summary(e) for e in store.tls_endpoints(scan_id)],
+            "inventories": {
+                address: inventory_summary(inventory)
+                for address, inventory in store.inventories(scan_id).items()
+            },
+            "vulnerabilities": [row.as_dict() for row in vulnerability_rows(found)],
             "findings": [finding_as_dict(f) for f in found],
         }
         click.echo(json.dumps(doc, indent=2))
@@ -298,6 +338,16 @@ def scan_command(
         tls = store.tls_endpoints(scan_id)
         if tls:
             out.print(tls_table(tls, title=f"TLS endpoints of scan {scan_id}"))
+        for address, inventory in store.inventories(scan_id).items():
+            out.print(
+                f"inventory of {address}: {describe_inventory(inventory)}",
+                markup=False,
+                highlight=False,
+            )
+        vulnerable = vulnerability_rows(f for f in found if f.status.is_active)
+        if vulnerable:
+            title = f"Vulnerabilities of scan {scan_id}, most urgent first"
+            out.print(vulnerabilities_table(vulnerable, title=title))
         states = ", ".join(f"{n} {s}" for s, n in sorted(outcome.hosts_by_state.items()))
         out.print(
             f"scan {scan_id} {outcome.scan.status.value}: {outcome.scan.hosts_total} hosts "
@@ -310,6 +360,49 @@ def scan_command(
     store.close()
     if gate:
         sys.exit(EXIT_FINDINGS)
+
+
+def inventory_summary(inventory: Inventory) -> dict[str, Any]:
+    os = inventory.os
+    return {
+        "inventoried_as": inventory.host,
+        "os": {"id": os.id, "version": os.version_id, "name": os.pretty_name} if os else None,
+        "kernel": inventory.kernel,
+        "manager": inventory.manager,
+        "packages": len(inventory.packages),
+        "warnings": list(inventory.warnings),
+    }
+
+
+def describe_inventory(inventory: Inventory) -> str:
+    """One line for people: OS, kernel, package count, warnings; target text escaped."""
+    os = inventory.os
+    parts = [for_terminal(os.pretty_name or f"{os.id} {os.version_id or ''}", 80) if os else "OS ?"]
+    if inventory.kernel:
+        parts.append(f"kernel {for_terminal(inventory.kernel, 60)}")
+    manager = inventory.manager or "no package manager"
+    parts.append(f"{len(inventory.packages)} packages ({manager})")
+    parts.extend(for_terminal(w, 200) for w in inventory.warnings)
+    return ", ".join(parts)
+
+
+def _vulndb(path: Path, cfg: Config, quiet: bool) -> Path:
+    """The advisory database to match against: built from the bundled advisories when there
+    is none yet; a stale one is used, with a warning on stderr."""
+    try:
+        built = ensure_database(path)
+        found = status(path, max_age_days=cfg.vulndb_max_age_days)
+    except VulnDbError as exc:
+        raise ConfigError(f"advisory database: {exc} (or scan with --no-vulns)") from None
+    if built is not None:
+        click.echo(
+            f"posture: built the advisory database {path} from posture's bundled advisories "
+            f"({built.advisories}); import full feeds with `posture vulndb import`",
+            err=True,
+        )
+    if found.warning and not quiet:
+        click.echo(f"posture: warning: {found.warning}", err=True)
+    return path
 
 
 def _ssh_options(

@@ -13,14 +13,15 @@ import click
 from scanner.cli.common import config, console, json_option
 from scanner.errors import EXIT_FINDINGS, ConfigError
 from scanner.safetext import for_terminal
-from scanner.vulndb.db import DEFAULT_PATH, Match, VulnDb, VulnDbError, import_files, status
+from scanner.vulndb.bundled import default_path, import_bundle
+from scanner.vulndb.db import Match, VulnDb, VulnDbError, import_files, status
 from scanner.vulndb.versions import Ecosystem
 
 ECOSYSTEMS = [e.value for e in Ecosystem]
 
 
 def _db_path(ctx: click.Context, given: Path | None) -> Path:
-    return given or config(ctx).vulndb or DEFAULT_PATH
+    return given or config(ctx).vulndb or default_path()
 
 
 db_path_option = click.option(
@@ -28,7 +29,8 @@ db_path_option = click.option(
     "db_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"Advisory database file [config 'vulndb', else {DEFAULT_PATH}].",
+    help="Advisory database file [config 'vulndb', else $POSTURE_VULNDB, else "
+    "~/.local/share/posture/vulndb.sqlite].",
 )
 
 
@@ -38,18 +40,33 @@ def vulndb_group() -> None:
 
 
 @vulndb_group.command("import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--bundled",
+    is_flag=True,
+    help="Import the advisories that ship with posture (before PATHS, if any).",
+)
 @db_path_option
 @json_option
 @click.pass_context
 def import_command(
-    ctx: click.Context, paths: tuple[Path, ...], db_path: Path | None, as_json: bool
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    bundled: bool,
+    db_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Import advisory files (OSV .json, folders or all.zip; NVD 2.0 .json[.gz]; KEV .json;
     EPSS .csv[.gz]). All or nothing: a bad file leaves the database as it was (exit 2)."""
+    if not paths and not bundled:
+        raise click.UsageError("give advisory files to import, or --bundled")
     path = _db_path(ctx, db_path)
     try:
-        report = import_files(path, paths)
+        if bundled:
+            first = import_bundle(path)
+            if not as_json:
+                click.echo(f"posture's bundled advisories: {first.advisories} in {path}")
+        report = import_files(path, paths) if paths else first
     except VulnDbError as exc:
         raise ConfigError(str(exc)) from None
     if as_json:

@@ -16,7 +16,12 @@ in every format):
      "rules": {rule_id: {"id", "title", "severity", "description", "remediation", "references",
                          "controls", "pack", "known": bool}},
      "tls": [{"host", "port", "sni", "starttls", "grade", "caps": [str], "versions": [str],
-              "certificate_days_left", "trusted", "error"}]}  # the TLS endpoints of "scan"
+              "certificate_days_left", "trusted", "error"}],  # the TLS endpoints of "scan"
+     "vulnerabilities": [{"id", "cves", "host", "hostname", "port", "proto", "product",
+                          "version", "fixed_version", "cvss", "severity", "kev",
+                          "kev_ransomware", "epss", "priority", "confidence", "source",
+                          "reason", "status", "fingerprint"}]}
+                 # open vulnerability findings, most urgent first (scanner.report.vulns)
     SCAN = {"id", "status", "started", "finished", "targets", "scope", "excludes", "packs",
             "options", "hosts_total", "hosts_done", "error"}  # scanner.store.export too
 """
@@ -29,6 +34,7 @@ from scanner.rating.summary import tls_summary
 from scanner.report.escape import clean_json, dump_json
 from scanner.report.interface import ReportData, ReportFormat
 from scanner.report.view import RuleView, build_view, ordered
+from scanner.report.vulns import vulnerability_rows
 from scanner.store.export import finding_as_dict, scan_as_dict
 
 SCHEMA_VERSION = 1
@@ -72,6 +78,11 @@ class JsonFormat(ReportFormat):
             ],
             "rules": {r.id: rule_json(r) for r in report.rules},
             "tls": [_clean(tls_summary(e)) for e in data.tls_endpoints],
+            # open vulnerability findings, most urgent first (KEV, EPSS, CVSS)
+            "vulnerabilities": [
+                _clean(row.as_dict())
+                for row in vulnerability_rows(f for f in data.findings if f.status.is_active)
+            ],
         }
         return dump_json(document)
 

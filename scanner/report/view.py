@@ -34,6 +34,7 @@ from scanner.report.escape import (
     evidence_lines,
 )
 from scanner.report.interface import SEVERITY_ORDER, ReportData, RuleInfo
+from scanner.report.vulns import VulnRow, vulnerability_rows
 
 RULE_TEXT_LIMIT = 4000  # rule descriptions and remediations are longer than target fields
 
@@ -133,6 +134,23 @@ class TlsView:
 
 
 @dataclass(frozen=True)
+class VulnView:
+    """One vulnerability finding, as the vulnerabilities table shows it (most urgent first)."""
+
+    priority: str  # "KEV", "KEV, ransomware", "epss", "cvss"
+    severity: Severity
+    where: str
+    software: str
+    advisory: str
+    cvss: str
+    epss: str
+    fixed_version: str
+    confidence: str
+    reason: str | None
+    status: str
+
+
+@dataclass(frozen=True)
 class SeverityGroup:
     severity: Severity
     findings: tuple[FindingView, ...]
@@ -151,6 +169,7 @@ class ReportView:
     host_states: dict[HostState, int]  # hosts of `scan` per state; empty when not known
     uncovered_hosts: tuple[HostView, ...]  # timed out or failed, at most MAX_LIST of them
     tls: tuple[TlsView, ...] = ()  # the scan's TLS endpoints, at most MAX_LIST of them
+    vulnerabilities: tuple[VulnView, ...] = ()  # most urgent first, at most MAX_LIST of them
 
     @property
     def groups(self) -> tuple[SeverityGroup, ...]:
@@ -184,6 +203,31 @@ def build_view(data: ReportData) -> ReportView:
             :MAX_LIST
         ],
         tls=tuple(_tls_view(e) for e in data.tls_endpoints[:MAX_LIST]),
+        vulnerabilities=tuple(
+            _vuln_view(row)
+            for row in vulnerability_rows(f for f in data.findings if f.status.is_active)[
+                :MAX_LIST
+            ]
+        ),
+    )
+
+
+def _vuln_view(row: VulnRow) -> VulnView:
+    priority = row.priority
+    if row.kev:
+        priority = "KEV, ransomware" if row.kev_ransomware else "KEV"
+    return VulnView(
+        priority=priority,
+        severity=row.finding.severity,
+        where=clean(row.where),
+        software=clean(" ".join(p for p in (row.product, row.version) if p)),
+        advisory=clean(row.advisory_id),
+        cvss=f"{row.cvss:.1f}" if row.cvss is not None else "-",
+        epss=f"{row.epss:.2f}" if row.epss is not None else "-",
+        fixed_version=clean(row.fixed_version or "-"),
+        confidence=row.finding.confidence.value,
+        reason=clean_optional(row.reason),
+        status=row.finding.status.value,
     )
 
 

@@ -1,5 +1,5 @@
 """Turn facts into findings: every service rule against each open service of each up host,
-every host rule once per up host.
+every host rule once per up host, every vulnerability rule once per advisory matched on a host.
 """
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from scanner.model import Confidence, Finding, Host, HostState
-from scanner.rules.facts import host_facts, is_check_fact, service_facts
+from scanner.model import Confidence, Finding, Host, HostState, Severity
+from scanner.rules.facts import host_facts, is_check_fact, service_facts, vulnerability_facts
 from scanner.rules.ruleset import Rule, RuleSet
 from scanner.safetext import clip
 
@@ -28,8 +28,11 @@ def _clipped(value: Any) -> Any:
 def derive_confidence(
     rule: Rule, facts: Mapping[str, Any], matched: Mapping[str, Any]
 ) -> Confidence:
-    """The rule's own confidence, else how the evidence was obtained: an active check that
-    talked to the service is certain, a probed fingerprint firm, a port number tentative."""
+    """The fact the rule names in `confidence_from` when present, else the rule's own
+    confidence, else how the evidence was obtained: an active check that talked to the service
+    is certain, a probed fingerprint firm, a port number tentative."""
+    if rule.confidence_from is not None and facts.get(rule.confidence_from) is not None:
+        return Confidence(facts[rule.confidence_from])
     if rule.confidence is not None:
         return rule.confidence
     if any(is_check_fact(name) for name in matched):
@@ -52,26 +55,34 @@ def _finding(rule: Rule, host: Host, facts: Mapping[str, Any]) -> Finding | None
     if rule.discriminator is not None and facts.get(rule.discriminator) is not None:
         value = facts[rule.discriminator]
         discriminator = ",".join(value) if isinstance(value, list) else str(value)
+    severity = rule.severity
+    if rule.severity_from is not None and facts.get(rule.severity_from) is not None:
+        severity = Severity(facts[rule.severity_from])
+    cves = rule.cves
+    if isinstance(found := facts.get("vuln.cves"), list):
+        cves = tuple(dict.fromkeys((*rule.cves, *found)))
     return Finding(
         rule_id=rule.id,
-        severity=rule.severity,
+        severity=severity,
         confidence=derive_confidence(rule, facts, matched),
-        title=rule.title,
+        title=rule.title_for(facts),
         host=host.address,
         port=facts.get("port"),
         proto=facts.get("proto"),
         discriminator=discriminator,
         hostname=host.hostname,
         evidence=evidence,
-        cves=rule.cves,
+        cves=cves,
         controls=rule.controls,
     )
 
 
 def evaluate(ruleset: RuleSet, hosts: Iterable[Host]) -> list[Finding]:
-    """Findings in host order; per host its host rules first, then per service in scan order."""
+    """Findings in host order; per host its host rules first, then per service in scan order,
+    then per vulnerability, most urgent first."""
     host_rules = [rule for rule in ruleset.rules if rule.subject == "host"]
     service_rules = [rule for rule in ruleset.rules if rule.subject == "service"]
+    vuln_rules = [rule for rule in ruleset.rules if rule.subject == "vulnerability"]
     findings: list[Finding] = []
     for host in hosts:
         if host.state is not HostState.UP:
@@ -83,4 +94,9 @@ def evaluate(ruleset: RuleSet, hosts: Iterable[Host]) -> list[Finding]:
                 continue
             facts = service_facts(host, service)
             findings.extend(f for rule in service_rules if (f := _finding(rule, host, facts)))
+        if host.vulnerabilities is None or not vuln_rules:
+            continue
+        for vulnerability in sorted(host.vulnerabilities.found, key=lambda v: v.priority_key):
+            facts = vulnerability_facts(host, vulnerability)
+            findings.extend(f for rule in vuln_rules if (f := _finding(rule, host, facts)))
     return findings

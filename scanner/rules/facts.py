@@ -10,13 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.model import Host, Service
+from scanner.model import Host, Service, Vulnerability
 from scanner.probes.inventory import Inventory
 
 
 class FactKind(enum.Enum):
     STR = "a string"
     INT = "an integer"
+    NUMBER = "a number"
     BOOL = "a boolean (true/false)"
     STR_LIST = "a list of strings"
 
@@ -28,6 +29,9 @@ class FactScope(enum.Enum):
     # From an authenticated inventory of the host (posture scan --local / --ssh); visible to
     # host and service rules; absent, and its rules undetermined, where no inventory ran.
     INVENTORY = "inventory"
+    # From matching the software a host runs (its banners, its packages) against the offline
+    # advisory database: one document per vulnerability, seen only by `for: vulnerability`.
+    VULNERABILITY = "vulnerability"
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,10 @@ class FactSpec:
 
 
 _S, _I, _B, _L = FactKind.STR, FactKind.INT, FactKind.BOOL, FactKind.STR_LIST
+_N = FactKind.NUMBER
 _HOST, _SVC, _CHK = FactScope.HOST, FactScope.SERVICE, FactScope.CHECK
-_INV = FactScope.INVENTORY
+_INV, _VULN = FactScope.INVENTORY, FactScope.VULNERABILITY
+_SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 # The one table of fact names. A new probe or check adds its rows here; `when`, `evidence`,
 # `discriminator` and example documents are all checked against it.
@@ -191,21 +197,84 @@ _TABLE: tuple[FactSpec, ...] = (
     FactSpec("sshd.ciphers", _L, _INV, "sshd Ciphers, as configured"),
     FactSpec("sshd.macs", _L, _INV, "sshd MACs, as configured"),
     FactSpec("sshd.kex_algorithms", _L, _INV, "sshd KexAlgorithms, as configured"),
+    FactSpec("vuln.id", _S, _VULN, "advisory id (the CVE where there is one)", always=True),
+    FactSpec("vuln.key", _S, _VULN, "what tells one host's vulnerabilities apart", always=True),
+    FactSpec("vuln.cves", _L, _VULN, "CVE ids of the advisory"),
+    FactSpec("vuln.product", _S, _VULN, "product or distro package", always=True),
+    FactSpec("vuln.version", _S, _VULN, "version found (banner or package)", always=True),
+    FactSpec("vuln.fixed_version", _S, _VULN, "first version that fixes it, when known"),
+    FactSpec(
+        "vuln.source",
+        _S,
+        _VULN,
+        "where the version came from",
+        ("banner", "nmap", "package"),
+        always=True,
+    ),
+    FactSpec("vuln.ecosystem", _S, _VULN, "version ordering used (upstream, Debian, Ubuntu ...)"),
+    FactSpec("vuln.release", _S, _VULN, "distro release of the advisory (12, 22.04)"),
+    FactSpec("vuln.cvss", _N, _VULN, "CVSS base score 0.0-10.0"),
+    FactSpec("vuln.cvss_vector", _S, _VULN, "CVSS vector"),
+    FactSpec("vuln.cvss_severity", _S, _VULN, "severity of the CVSS score alone", _SEVERITIES),
+    FactSpec(
+        "vuln.severity",
+        _S,
+        _VULN,
+        "CVSS severity raised one level (at least high) when CISA KEV lists it",
+        _SEVERITIES,
+        always=True,
+    ),
+    FactSpec("vuln.kev", _B, _VULN, "in CISA's Known Exploited Vulnerabilities", always=True),
+    FactSpec("vuln.kev_ransomware", _B, _VULN, "KEV says ransomware campaigns use it"),
+    FactSpec("vuln.epss", _N, _VULN, "EPSS probability of exploitation in 30 days, 0-1"),
+    FactSpec("vuln.epss_percentile", _N, _VULN, "EPSS percentile, 0-1"),
+    FactSpec(
+        "vuln.priority",
+        _S,
+        _VULN,
+        "why it ranks where it does: kev, then epss (EPSS >= 0.1), then cvss",
+        ("kev", "epss", "cvss"),
+        always=True,
+    ),
+    FactSpec(
+        "vuln.confidence",
+        _S,
+        _VULN,
+        "certain (package), firm (banner), tentative (distro build without its advisories)",
+        ("certain", "firm", "tentative"),
+        always=True,
+    ),
+    FactSpec("vuln.reason", _S, _VULN, "why the confidence is what it is"),
+    FactSpec("vuln.summary", _S, _VULN, "the advisory's summary, clipped"),
+    FactSpec("vuln.match", _S, _VULN, "how it matched", ("osv-range", "nvd-cpe")),
 )
 
 FACTS: Mapping[str, FactSpec] = {spec.name: spec for spec in _TABLE}
 
-SUBJECTS = ("service", "host")
+SUBJECTS = ("service", "host", "vulnerability")
 
 
 def visible_facts(subject: str) -> Mapping[str, FactSpec]:
-    """The facts a rule of this subject can name: host rules see only host facts."""
-    if subject == "host":
-        return {name: spec for name, spec in FACTS.items() if spec.scope in _HOST_SCOPES}
-    return FACTS
+    """The facts a rule of this subject can name: host rules see only host facts; service
+    rules everything but vulnerability facts; vulnerability rules the host's, the port's (when
+    the vulnerable software answered on one) and the vulnerability's own."""
+    return _VISIBLE[subject]
 
 
-_HOST_SCOPES = (FactScope.HOST, FactScope.INVENTORY)
+_SCOPES_OF = {
+    "host": (FactScope.HOST, FactScope.INVENTORY),
+    "service": (FactScope.HOST, FactScope.INVENTORY, FactScope.SERVICE, FactScope.CHECK),
+    "vulnerability": (
+        FactScope.HOST,
+        FactScope.INVENTORY,
+        FactScope.SERVICE,
+        FactScope.VULNERABILITY,
+    ),
+}
+_VISIBLE: Mapping[str, Mapping[str, FactSpec]] = {
+    subject: {name: spec for name, spec in FACTS.items() if spec.scope in scopes}
+    for subject, scopes in _SCOPES_OF.items()
+}
 
 
 def is_inventory_fact(name: str) -> bool:
@@ -224,6 +293,9 @@ def unknown_fact_message(name: str, subject: str) -> str:
     """Why `name` cannot be used by a rule of `subject`, with the likely intended name."""
     if subject == "host" and name in FACTS:
         return f"fact '{name}' is not available to host rules (only host.* facts are)"
+    if name in FACTS:
+        scope = FACTS[name].scope.value
+        return f"fact '{name}' is not available to {subject} rules ({scope} facts are not)"
     if name in _NOT_FACTS:
         return f"unknown fact '{name}': {_NOT_FACTS[name]}"
     close = difflib.get_close_matches(name, list(visible_facts(subject)), n=1)
@@ -249,6 +321,8 @@ def value_problem(spec: FactSpec, value: Any) -> str | None:
         ok = isinstance(value, bool)
     elif kind is FactKind.INT:
         ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is FactKind.NUMBER:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
     elif kind is FactKind.STR:
         ok = isinstance(value, str)
     else:
@@ -346,4 +420,51 @@ def service_facts(host: Host, service: Service) -> dict[str, Any]:
         for name, value in values.items():
             if value is not None:
                 facts[f"{check}.{name}"] = value
+    return facts
+
+
+def vulnerability_facts(host: Host, vulnerability: Vulnerability) -> dict[str, Any]:
+    """The host's facts, the port's when the software answered on one, and the `vuln.*` facts
+    of one matched advisory."""
+    service = next(
+        (
+            s
+            for s in host.services
+            if s.port == vulnerability.port and s.proto == vulnerability.proto
+        ),
+        None,
+    )
+    found = service_facts(host, service) if service is not None else host_facts(host)
+    # Vulnerability rules see no active-check facts (their documents are about software).
+    facts = {k: v for k, v in found.items() if k in FACTS and not is_check_fact(k)}
+    cvss_severity = vulnerability.cvss_severity
+    optional: dict[str, Any] = {
+        "vuln.cves": list(vulnerability.cves) if vulnerability.cves else None,
+        "vuln.fixed_version": vulnerability.fixed_version,
+        "vuln.ecosystem": vulnerability.ecosystem,
+        "vuln.release": vulnerability.release,
+        "vuln.cvss": vulnerability.cvss_score,
+        "vuln.cvss_vector": vulnerability.cvss_vector,
+        "vuln.cvss_severity": cvss_severity.value if cvss_severity else None,
+        "vuln.kev_ransomware": vulnerability.kev_ransomware,
+        "vuln.epss": vulnerability.epss,
+        "vuln.epss_percentile": vulnerability.epss_percentile,
+        "vuln.reason": vulnerability.reason,
+        "vuln.summary": vulnerability.summary,
+        "vuln.match": vulnerability.match,
+    }
+    facts.update(
+        {
+            "vuln.id": vulnerability.advisory_id,
+            "vuln.key": vulnerability.key,
+            "vuln.product": vulnerability.product,
+            "vuln.version": vulnerability.version,
+            "vuln.source": vulnerability.source,
+            "vuln.severity": vulnerability.severity.value,
+            "vuln.kev": vulnerability.kev,
+            "vuln.priority": vulnerability.priority,
+            "vuln.confidence": vulnerability.confidence.value,
+        }
+    )
+    facts.update((name, value) for name, value in optional.items() if value is not None)
     return facts

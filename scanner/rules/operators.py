@@ -53,12 +53,18 @@ def _list_operand(spec: FactSpec, operand: Any) -> tuple[Any, ...]:
     return tuple(_value_operand(spec, item) for item in operand)
 
 
-def _int_operand(spec: FactSpec, operand: Any) -> int:
-    if spec.kind is not FactKind.INT:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number_operand(spec: FactSpec, operand: Any) -> float:
+    if spec.kind not in (FactKind.INT, FactKind.NUMBER):
         raise OperandError(f"'{spec.name}' is not a number (use 'version' to compare versions)")
-    if not _is_int(operand):
+    if spec.kind is FactKind.INT and not _is_int(operand):
         raise OperandError(f"expected an integer, not {describe(operand)}")
-    return int(operand)
+    if not _is_number(operand):
+        raise OperandError(f"expected a number, not {describe(operand)}")
+    return operand  # type: ignore[no-any-return]
 
 
 def _regex_operand(spec: FactSpec, operand: Any) -> re.Pattern[str]:
@@ -125,8 +131,8 @@ def _contains_test(value: Any, needle: str) -> bool:
     return False
 
 
-def _ordered(compare: Callable[[int, int], bool]) -> Callable[[Any, int], bool]:
-    return lambda value, bound: _is_int(value) and compare(value, bound)
+def _ordered(compare: Callable[[float, float], bool]) -> Callable[[Any, float], bool]:
+    return lambda value, bound: _is_number(value) and compare(value, bound)
 
 
 @dataclass(frozen=True)
@@ -146,10 +152,10 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             "not_in", _list_operand, lambda v, o: not any(same(v, x) for x in o), lambda o: True
         ),
-        Operator("lt", _int_operand, _ordered(lambda v, o: v < o)),
-        Operator("le", _int_operand, _ordered(lambda v, o: v <= o)),
-        Operator("gt", _int_operand, _ordered(lambda v, o: v > o)),
-        Operator("ge", _int_operand, _ordered(lambda v, o: v >= o)),
+        Operator("lt", _number_operand, _ordered(lambda v, o: v < o)),
+        Operator("le", _number_operand, _ordered(lambda v, o: v <= o)),
+        Operator("gt", _number_operand, _ordered(lambda v, o: v > o)),
+        Operator("ge", _number_operand, _ordered(lambda v, o: v >= o)),
         Operator("regex", _regex_operand, _regex_test),
         Operator("contains", _contains_operand, _contains_test),
         Operator("exists", _exists_operand, lambda v, o: bool(o), lambda o: not o),

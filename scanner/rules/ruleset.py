@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,11 @@ from typing import Any
 from scanner.model import Confidence, Severity
 from scanner.rules.facts import check_namespace
 from scanner.rules.matcher import Matcher
+from scanner.safetext import clip
+
+# `{fact.name}` in a title stands for that fact's value in each finding.
+TITLE_FACT = re.compile(r"\{([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
+TITLE_VALUE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class Rule:
     title: str
     severity: Severity
     description: str | None
-    subject: str  # "service" | "host"
+    subject: str  # "service" | "host" | "vulnerability"
     when: Matcher = field(hash=False, compare=False)
     confidence: Confidence | None
     evidence: tuple[str, ...]
@@ -38,6 +44,10 @@ class Rule:
     pack: str
     source: str  # "path:line" of the rule
     discriminator: str | None = None  # fact whose value tells findings of one port apart
+    # Facts whose value, when present, is the finding's severity / confidence instead of the
+    # rule's own (a vulnerability's CVSS decides its severity, not the rule).
+    severity_from: str | None = None
+    confidence_from: str | None = None
     match_examples: tuple[Example, ...] = ()
     no_match_examples: tuple[Example, ...] = ()
     # The active checks ("redis", "ftp", ...: keys of Service.checks) whose facts `when` reads
@@ -49,6 +59,20 @@ class Rule:
         names = (check_namespace(name) for name in self.when.fact_names())
         spaces = frozenset(name for name in names if name is not None)
         object.__setattr__(self, "check_namespaces", spaces)
+
+    def title_for(self, facts: Mapping[str, Any]) -> str:
+        """The title with each `{fact}` replaced by its value in `facts` ("?" when missing)."""
+        if "{" not in self.title:
+            return self.title
+
+        def value(found: re.Match[str]) -> str:
+            raw = facts.get(found.group(1))
+            if raw is None:
+                return "?"
+            text = ", ".join(map(str, raw)) if isinstance(raw, list | tuple) else str(raw)
+            return clip(text, TITLE_VALUE_CHARS)
+
+        return TITLE_FACT.sub(value, self.title)
 
 
 @dataclass(frozen=True)

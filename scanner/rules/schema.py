@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 from scanner.model import Confidence, Severity
 from scanner.rules.errors import PackProblem
 from scanner.rules.facts import (
+    FACTS,
     SUBJECTS,
+    FactKind,
     describe,
     unknown_fact_message,
     value_problem,
@@ -21,7 +23,7 @@ from scanner.rules.facts import (
 )
 from scanner.rules.matcher import compile_when
 from scanner.rules.packfile import LocatedList, LocatedMap
-from scanner.rules.ruleset import Example, Pack, Rule
+from scanner.rules.ruleset import TITLE_FACT, Example, Pack, Rule
 
 _Choice = TypeVar("_Choice", Severity, Confidence)
 
@@ -34,6 +36,8 @@ RULE_KEYS = (
     "for",
     "when",
     "confidence",
+    "severity_from",
+    "confidence_from",
     "evidence",
     "discriminator",
     "remediation",
@@ -155,6 +159,20 @@ class _Pack:
         discriminator = fields.text("discriminator")
         if discriminator is not None and (problem := _fact_problem(discriminator, subject)):
             error(node.key_lines["discriminator"], problem)
+        if title is not None:
+            for name in TITLE_FACT.findall(title):
+                if problem := _fact_problem(name, subject):
+                    error(node.key_lines["title"], f"title placeholder {{{name}}}: {problem}")
+        severity_from = fields.text("severity_from")
+        if severity_from is not None and (
+            problem := _choice_fact_problem(severity_from, subject, Severity)
+        ):
+            error(node.key_lines["severity_from"], f"severity_from: {problem}")
+        confidence_from = fields.text("confidence_from")
+        if confidence_from is not None and (
+            problem := _choice_fact_problem(confidence_from, subject, Confidence)
+        ):
+            error(node.key_lines["confidence_from"], f"confidence_from: {problem}")
         when = None
         if "when" not in node:
             error(line, "missing key 'when'")
@@ -182,6 +200,8 @@ class _Pack:
             pack=pack,
             source=f"{self.shown}:{line}",
             discriminator=discriminator,
+            severity_from=severity_from,
+            confidence_from=confidence_from,
             match_examples=matches,
             no_match_examples=no_matches,
         )
@@ -333,6 +353,18 @@ def _control_problem(text: str) -> str | None:
 
 def _fact_problem(name: str, subject: str) -> str | None:
     return None if name in visible_facts(subject) else unknown_fact_message(name, subject)
+
+
+def _choice_fact_problem(name: str, subject: str, kind: type[_Choice]) -> str | None:
+    """Why `name` cannot give a finding's severity (or confidence): it must be a string fact
+    whose every allowed value is one."""
+    if problem := _fact_problem(name, subject):
+        return problem
+    spec = FACTS[name]
+    allowed = {member.value for member in kind}
+    if spec.kind is not FactKind.STR or not spec.choices or not set(spec.choices) <= allowed:
+        return f"fact '{name}' does not hold a {kind.__name__.lower()} ({', '.join(allowed)})"
+    return None
 
 
 def parse_pack(doc: Any, path: Path, problems: list[PackProblem]) -> ParsedPack:

@@ -33,6 +33,7 @@ from scanner.model import (
     finding_sort_key,
     host_sort_key,
 )
+from scanner.probes.inventory import Inventory
 from scanner.probes.tls.export import endpoint_from_dict
 from scanner.probes.tls.model import TlsEndpoint
 from scanner.store.lifecycle import (
@@ -48,6 +49,8 @@ from scanner.store.rows import (
     FindingEvent,
     event_from_row,
     finding_row,
+    inventory_from_row,
+    inventory_row,
     scan_from_row,
     service_from_row,
     service_row,
@@ -323,6 +326,15 @@ class Store:
         ]
         return sorted(hosts, key=lambda h: host_sort_key(h.address))
 
+    def inventories(self, scan_id: int) -> dict[str, Inventory]:
+        """The authenticated inventories a scan stored, by host address."""
+        with self._lock:
+            self._scan_row(scan_id)
+            rows = self._rows(
+                "SELECT * FROM host_inventories WHERE scan_id = ? ORDER BY address", (scan_id,)
+            )
+        return {row["address"]: inventory_from_row(row) for row in rows}
+
     def tls_endpoints(self, scan_id: int) -> list[TlsEndpoint]:
         """The TLS assessments a scan stored, in address and port order."""
         with self._lock:
@@ -409,7 +421,7 @@ class Store:
             pk=("scan_id", "address"),
         )
         # A host stored again (a retried chunk) replaces what was stored of it before.
-        for table in ("services", "scan_undetermined", "tls_endpoints"):
+        for table in ("services", "scan_undetermined", "tls_endpoints", "host_inventories"):
             self.db.execute(
                 f"DELETE FROM {table} WHERE scan_id = ? AND address = ?",  # noqa: S608
                 (scan_id, host.address),
@@ -422,6 +434,10 @@ class Store:
             [tls_row(scan_id, host.address, s) for s in host.services if s.tls is not None],
             pk=("scan_id", "address", "port"),
         )
+        if host.inventory is not None:
+            self.db.table("host_inventories").insert(
+                inventory_row(scan_id, host.address, host.inventory)
+            )
 
     def _record_sighting(self, scan_id: int, finding: Finding, now: str, today: date) -> str:
         values = finding_row(finding)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from scanner.model import (
     Severity,
     StoredFinding,
 )
+from scanner.probes.inventory import Inventory, OsRelease, Package
 from scanner.probes.tls.export import endpoint_as_dict
 
 
@@ -101,6 +103,51 @@ def tls_row(scan_id: int, address: str, service: Service) -> dict[str, Any]:
         "error": endpoint.error,
         "data": to_json(endpoint_as_dict(endpoint)),
     }
+
+
+def inventory_row(scan_id: int, address: str, inventory: Inventory) -> dict[str, Any]:
+    os = inventory.os
+    packages = [
+        [p.name, p.version, p.arch, p.source, p.source_version] for p in inventory.packages
+    ]
+    return {
+        "scan_id": scan_id,
+        "address": address,
+        "inventoried_as": inventory.host,
+        "os_id": os.id if os else None,
+        "os_version": os.version_id if os else None,
+        "os_name": os.pretty_name if os else None,
+        "kernel": inventory.kernel,
+        "manager": inventory.manager,
+        "package_count": len(inventory.packages),
+        "packages": zlib.compress(to_json(packages).encode("utf-8"), 6),
+        "sshd": to_json(dict(inventory.sshd)),
+        "warnings": to_json(list(inventory.warnings)),
+    }
+
+
+def inventory_from_row(row: Mapping[str, Any]) -> Inventory:
+    manager = row["manager"] or ""
+    packages = tuple(
+        Package(name, version, manager, arch, source, source_version)
+        for name, version, arch, source, source_version in json.loads(
+            zlib.decompress(row["packages"]).decode("utf-8")
+        )
+    )
+    os = (
+        OsRelease(row["os_id"], row["os_version"], row["os_name"])
+        if row["os_id"] is not None
+        else None
+    )
+    return Inventory(
+        host=row["inventoried_as"],
+        os=os,
+        kernel=row["kernel"],
+        manager=row["manager"],
+        packages=packages,
+        sshd=json.loads(row["sshd"]),
+        warnings=tuple(json.loads(row["warnings"])),
+    )
 
 
 def service_from_row(row: Mapping[str, Any]) -> Service:

@@ -188,7 +188,39 @@ def _tls_endpoints(db: sqlite_utils.Database) -> None:
     _statements(db, _TLS_SCHEMA)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_initial_schema, _undetermined_checks, _tls_endpoints)
+_INVENTORY_SCHEMA = """
+-- What an authenticated inventory (--local / --ssh) read of a host in a scan: the OS release,
+-- kernel and sshd settings as columns, the package list as zlib-compressed JSON
+-- ([[name, version, arch, source, source_version], ...]): a Debian host lists ~1,500 packages.
+CREATE TABLE host_inventories (
+    scan_id INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    inventoried_as TEXT NOT NULL,
+    os_id TEXT,
+    os_version TEXT,
+    os_name TEXT,
+    kernel TEXT,
+    manager TEXT,
+    package_count INTEGER NOT NULL,
+    packages BLOB NOT NULL,
+    sshd TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    PRIMARY KEY (scan_id, address),
+    FOREIGN KEY (scan_id, address) REFERENCES scan_hosts(scan_id, address)
+) WITHOUT ROWID
+"""
+
+
+def _host_inventories(db: sqlite_utils.Database) -> None:
+    _statements(db, _INVENTORY_SCHEMA)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _initial_schema,
+    _undetermined_checks,
+    _tls_endpoints,
+    _host_inventories,
+)
 """Append only: never edit a migration that has shipped, add the next one instead."""
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -14,13 +14,24 @@ FRAMEWORKS = set(CONTROL_IDS)
 
 
 def test_baseline_is_shipped_and_loads() -> None:
-    assert [path.name for path in default_pack_paths()] == ["baseline.yaml", "ssh.yaml", "tls.yaml"]
-    assert BASELINE.pack_labels() == ("baseline@1.0.0", "ssh@1.0.0", "tls@1.0.0")
+    assert [path.name for path in default_pack_paths()] == [
+        "baseline.yaml",
+        "ssh.yaml",
+        "tls.yaml",
+        "vulns.yaml",
+    ]
+    assert BASELINE.pack_labels() == (
+        "baseline@1.0.0",
+        "ssh@1.0.0",
+        "tls@1.0.0",
+        "vulns@1.0.0",
+    )
     ids = [rule.id for rule in BASELINE.rules]
     assert sum(i.startswith("baseline.") for i in ids) >= 22
     assert sum(i.startswith("tls.") for i in ids) >= 30
     assert sum(i.startswith("ssh.") for i in ids) >= 8
-    assert all(i.startswith(("baseline.", "ssh.", "tls.")) for i in ids)
+    assert ids.count("vulns.known-vulnerability") == 1
+    assert all(i.startswith(("baseline.", "ssh.", "tls.", "vulns.")) for i in ids)
 
 
 def test_every_baseline_example_passes() -> None:

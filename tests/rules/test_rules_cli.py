@@ -21,7 +21,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_validate_builtin_packs() -> None:
     code, out, err = run("rules", "validate")
     assert (code, err) == (0, "")
-    assert out.startswith("ok: 3 packs, ") and out.endswith(" rules\n")
+    assert out.startswith("ok: 4 packs, ") and out.endswith(" rules\n")
 
 
 def test_validate_given_packs() -> None:
@@ -48,7 +48,7 @@ def test_validate_includes_packs_from_the_config(tmp_path: Path) -> None:
     config.write_text(f'packs = ["{DATA / "good.yaml"}"]\n')
     code, out, _ = run("--config", str(config), "rules", "validate")
     assert code == 0
-    assert out.startswith("ok: 4 packs, ")
+    assert out.startswith("ok: 5 packs, ")
     config.write_text(f'packs = ["{DATA / "bad_regex.yaml"}"]\n')
     code, _, err = run("--config", str(config), "rules", "validate")
     assert code == 2

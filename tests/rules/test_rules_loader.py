@@ -223,7 +223,20 @@ rules:
         ("    id: t.again", ":7: duplicate key 'id' (first at line 4)"),
         ("    severity: urgent", ":7: duplicate key 'severity' (first at line 6)"),
         ("    confidence: sure", ":7: rule 't.r': 'confidence' 'sure' is not one of: certain"),
-        ("    for: network", ":7: rule 't.r': 'for' must be one of: service, host"),
+        (
+            "    for: network",
+            ":7: rule 't.r': 'for' must be one of: service, host, vulnerability",
+        ),
+        (
+            "    severity_from: service.name",
+            ":7: rule 't.r': severity_from: fact 'service.name' does not hold a severity",
+        ),
+        ("    severity_from: vuln.severity", "fact 'vuln.severity' is not available to service"),
+        (
+            "    confidence_from: tls.grade",
+            ":7: rule 't.r': confidence_from: fact 'tls.grade' does not hold a confidence",
+        ),
+        ("    evidence: [vuln.cvss]", "'vuln.cvss' is not available to service rules"),
         ("    evidence: [service.nmae]", "did you mean 'service.name'?"),
         ("    discriminator: port", ""),
         ("    discriminator: servce.name", ":7: rule 't.r': unknown fact 'servce.name'"),
@@ -290,3 +303,68 @@ def test_ordinary_versions_load(tmp_path: Path, version: str) -> None:
     pack = tmp_path / "p.yaml"
     pack.write_text(f"pack: a\nversion: '{version}'\nrules: []\n")
     assert load_packs([pack]).pack_labels() == (f"a@{version}",)
+
+
+VULN_RULE = """pack: v
+version: "1"
+rules:
+  - id: v.r
+    title: {title}
+    severity: low
+    for: vulnerability
+    severity_from: vuln.severity
+    confidence_from: vuln.confidence
+    when: {when}
+    remediation: R
+    references: [https://example.org/r]
+"""
+
+
+def test_vulnerability_rules_see_vuln_host_and_port_facts_but_no_checks(tmp_path: Path) -> None:
+    pack = tmp_path / "v.yaml"
+    pack.write_text(
+        VULN_RULE.format(
+            title="'{vuln.id} on {port}'",
+            when="{vuln.cvss: {ge: 9.0}, os.id: debian, port: 22}",
+        )
+    )
+    rule = load_packs([pack]).rules[0]
+    assert (rule.subject, rule.severity_from, rule.confidence_from) == (
+        "vulnerability",
+        "vuln.severity",
+        "vuln.confidence",
+    )
+    facts = {"vuln.id": "CVE-2024-6387", "vuln.cvss": 9.8, "os.id": "debian", "port": 22}
+    assert rule.when.match(facts) is not None
+    assert rule.when.match({**facts, "vuln.cvss": 8.9}) is None
+    assert rule.title_for(facts) == "CVE-2024-6387 on 22"
+    assert rule.title_for({}) == "? on ?"
+    pack.write_text(VULN_RULE.format(title="T", when="{redis.unauthenticated: true}"))
+    with pytest.raises(PackError, match=r"'redis\.unauthenticated' is not available to vulnerab"):
+        load_packs([pack])
+
+
+def test_title_placeholders_must_name_visible_facts(tmp_path: Path) -> None:
+    pack = tmp_path / "v.yaml"
+    pack.write_text(VULN_RULE.format(title="'{vuln.idd} here'", when="{vuln.kev: true}"))
+    with pytest.raises(PackError) as caught:
+        load_packs([pack])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{pack}:5: rule 'v.r': title placeholder {{vuln.idd}}: unknown fact 'vuln.idd' "
+        "(did you mean 'vuln.id'?)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("{vuln.cvss: {ge: high}}", "expected a number, not a string"),
+        ("{vuln.epss: {gt: true}}", "expected a number, not a boolean"),
+        ("{vuln.kev: {ge: 1}}", "'vuln.kev' is not a number"),
+    ],
+)
+def test_number_facts_compare_with_numbers_only(tmp_path: Path, when: str, expected: str) -> None:
+    pack = tmp_path / "v.yaml"
+    pack.write_text(VULN_RULE.format(title="T", when=when))
+    with pytest.raises(PackError, match=expected):
+        load_packs([pack])
