@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from itertools import islice
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -43,6 +44,7 @@ from scanner.scan import (
     ScanObserver,
     ScanOptions,
     check_resume_rules,
+    is_this_machine,
     resume_scope,
     resume_targets,
     run_scan,
@@ -286,6 +288,11 @@ def scan_command(
         check_scope(target_set, scope)
         if len(target_set) == 0:
             raise ConfigError("no targets left after exclusions")
+        if local and not any(is_this_machine(t.address) for t in islice(target_set, 4096)):
+            raise click.UsageError(
+                "--local reads this machine's own inventory, but none of the targets is one of "
+                "its addresses: add 127.0.0.1 (or the machine's own address) to the targets"
+            )
         store = Store(db)
         scan_id = start_scan(
             store,

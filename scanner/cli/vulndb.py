@@ -14,7 +14,7 @@ from scanner.cli.common import config, console, json_option
 from scanner.errors import EXIT_FINDINGS, ConfigError
 from scanner.safetext import for_terminal
 from scanner.vulndb.bundled import default_path, import_bundle
-from scanner.vulndb.db import Match, VulnDb, VulnDbError, import_files, status
+from scanner.vulndb.db import CPE_ALIASES, Match, VulnDb, VulnDbError, import_files, status
 from scanner.vulndb.versions import Ecosystem
 
 ECOSYSTEMS = [e.value for e in Ecosystem]
@@ -152,8 +152,11 @@ def lookup_command(
         if not colon or not vendor or not name:
             raise click.BadParameter("expected VENDOR:PRODUCT", param_hint="--cpe")
         names.append((vendor, name))
-    elif product.lower() in CPE_NAMES:
-        names.append(CPE_NAMES[product.lower()])
+    else:
+        # Every NVD name the product has been filed under (NVD renames vendors over time).
+        names.extend(CPE_ALIASES.get(product.lower(), ()))
+        if product.lower() in CPE_NAMES and CPE_NAMES[product.lower()] not in names:
+            names.append(CPE_NAMES[product.lower()])
     try:
         db = VulnDb(_db_path(ctx, db_path))
     except VulnDbError as exc:

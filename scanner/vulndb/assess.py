@@ -28,7 +28,7 @@ from scanner.model import (
 )
 from scanner.probes.banners import CPE_NAMES, Software, cpe_for, software_of
 from scanner.probes.inventory import Inventory, Package
-from scanner.vulndb.db import Match, VulnDb
+from scanner.vulndb.db import CPE_ALIASES, Match, VulnDb
 from scanner.vulndb.versions import Ecosystem, VersionError, sort_key
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,21 @@ DISTRO_ECOSYSTEMS = {
     "debian": Ecosystem.DEBIAN,
     "ubuntu": Ecosystem.UBUNTU,
     "alpine": Ecosystem.ALPINE,
+}
+_DISTRO_NAMES = {
+    "debian": "Debian",
+    "ubuntu": "Ubuntu",
+    "raspbian": "Raspbian",
+    "rhel": "RHEL",
+    "centos": "CentOS",
+    "fedora": "Fedora",
+    "rocky": "Rocky Linux",
+    "almalinux": "AlmaLinux",
+    "oracle": "Oracle Linux",
+    "amazon": "Amazon Linux",
+    "suse": "SUSE",
+    "alpine": "Alpine",
+    "freebsd": "FreeBSD",
 }
 _DEBIAN_RELEASE = re.compile(r"deb(\d{1,2})u\d+")
 
@@ -277,13 +292,20 @@ class Assessor:
         confidence, reason = Confidence.FIRM, None
         if software.backport_risk:
             confidence = Confidence.TENTATIVE
-            build = software.distro or "distro"
+            build = _DISTRO_NAMES.get(software.distro or "", software.distro or "distro")
+            revision = f" {software.distro_version}" if software.distro_version else ""
             reason = software.note or (
-                f"a {build} build{' ' + software.distro_version if software.distro_version else ''}"
-                f" may carry backported fixes, and the database has no {build} advisories for "
-                f"{software.product} {software.version}: judged by the upstream version only"
+                f"the {build} build{revision} may carry backported fixes, and the database has "
+                f"no {build} advisories for {software.product} {software.version}: judged by the "
+                "upstream version only"
             )
-        matches = self.db.lookup(software.product, software.version, cpe=software.cpe)
+        # Every NVD name the product was filed under, plus the fingerprint's own CPE.
+        matches = self.db.lookup(
+            software.product,
+            software.version,
+            cpe=software.cpe,
+            cpe_names=CPE_ALIASES.get(software.product, ()),
+        )
         return [
             _vulnerability(
                 m, found, confidence, ecosystem=Ecosystem.UPSTREAM, release=None, reason=reason
