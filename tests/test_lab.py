@@ -166,7 +166,9 @@ def test_connections_per_service_are_bounded() -> None:
 def test_full_lab_speaks_each_protocol() -> None:
     with Lab("127.0.52") as lab:
         assert len(lab.addresses) == len(LAB_HOSTS)
-        at = {ep.name: (ep.address, ep.port) for ep in lab.endpoints}
+        at: dict[str, tuple[str, int]] = {}
+        for ep in lab.endpoints:  # the first host serving each protocol
+            at.setdefault(ep.name, (ep.address, ep.port))
         assert exchange(*at["ftp"]).startswith(b"220 pyftpdlib")
         assert exchange(*at["telnet"]) == b"\xff\xfd\x18\xff\xfd\x20\xff\xfd\x23\xff\xfd\x27"
         assert exchange(*at["rsh"], b"0\0root\0root\0id\0") == b"\x01Permission denied.\n"
@@ -184,6 +186,12 @@ def test_full_lab_speaks_each_protocol() -> None:
         es = http_get(*at["elasticsearch"], "/")
         assert b'"number" : "7.10.2"' in es and b"You Know, for Search" in es
         assert exchange(*at["smb"], b"\0\0\0\x04junk") == b""
+        # The unpatched host: known-vulnerable versions, as their daemons announce themselves.
+        unpatched = lab.address_of("unpatched")
+        assert exchange(unpatched, 21) == b"220 (vsFTPd 2.3.4)\r\n"
+        assert exchange(unpatched, 22) == b"SSH-2.0-OpenSSH_7.2p2 Ubuntu-4ubuntu2.8\r\n"
+        assert exchange(unpatched, 25).startswith(b"220 mail.unpatched.test ESMTP Exim 4.89 ")
+        assert b"\r\nServer: Apache/2.4.49 (Unix)\r\n" in http_get(unpatched, 80, "/")
 
 
 # --- python -m demo.lab ----------------------------------------------------------------------

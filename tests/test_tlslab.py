@@ -101,13 +101,19 @@ def refuses(address: str, port: int) -> bool:
     return False
 
 
-def group_gone(pgid: int | None) -> bool:
+def group_gone(pgid: int | None, within: float = 5.0) -> bool:
+    """Whether every process of the group is gone, waiting up to `within` seconds: a killed
+    process stays in its group until the kernel has torn it down and it was reaped."""
     assert pgid is not None
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def s_client(address: str, port: int, *args: str) -> str:

@@ -129,6 +129,11 @@ def match_as_dict(match: Match) -> dict[str, Any]:
     show_default=True,
     help="How VERSION is written: upstream (as vendors do), or a distro package version.",
 )
+@click.option(
+    "--release",
+    default=None,
+    help="Distro release the package belongs to (12, 22.04, 3.18): only its advisories judge it.",
+)
 @click.option("--cpe", "cpe_name", default=None, help="CPE vendor:product (default: known).")
 @db_path_option
 @json_option
@@ -138,6 +143,7 @@ def lookup_command(
     product: str,
     version: str,
     ecosystem: str,
+    release: str | None,
     cpe_name: str | None,
     db_path: Path | None,
     as_json: bool,
@@ -146,6 +152,12 @@ def lookup_command(
     from scanner.probes.banners import CPE_NAMES
 
     eco = next(e for e in Ecosystem if e.value.lower() == ecosystem.lower())
+    if eco is not Ecosystem.UPSTREAM and release is None and not as_json:
+        click.echo(
+            f"posture: warning: no --release: every {eco.value} release's advisories judge this "
+            "version (a 22.04 package by 24.04's fixed versions too)",
+            err=True,
+        )
     names: list[tuple[str, str]] = []
     if cpe_name:
         vendor, colon, name = cpe_name.partition(":")
@@ -162,7 +174,7 @@ def lookup_command(
     except VulnDbError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        matches = db.lookup(product, version, ecosystem=eco, cpe_names=names)
+        matches = db.lookup(product, version, ecosystem=eco, release=release, cpe_names=names)
     finally:
         db.close()
     if as_json:
@@ -181,9 +193,11 @@ def lookup_command(
         if m.fixed_version:
             flags.append(f"fixed in {m.fixed_version}")
         ids = ", ".join(m.cves) or m.advisory_id
-        out.print(f"{for_terminal(ids)}: {', '.join(flags)}")
+        out.print(f"{for_terminal(ids)}: {', '.join(flags)}", markup=False, highlight=False)
         if m.summary:
-            out.print(f"  {for_terminal(m.summary, 200)}")
+            # Advisory text wraps its lines: one paragraph here, controls still escaped.
+            summary = " ".join(m.summary.split())
+            out.print(f"  {for_terminal(summary, 200)}", markup=False, highlight=False)
 
 
 COMMANDS = [vulndb_group]

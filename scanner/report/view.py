@@ -205,9 +205,7 @@ def build_view(data: ReportData) -> ReportView:
         tls=tuple(_tls_view(e) for e in data.tls_endpoints[:MAX_LIST]),
         vulnerabilities=tuple(
             _vuln_view(row)
-            for row in vulnerability_rows(f for f in data.findings if f.status.is_active)[
-                :MAX_LIST
-            ]
+            for row in vulnerability_rows(f for f in data.findings if f.status.is_active)[:MAX_LIST]
         ),
     )
 

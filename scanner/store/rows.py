@@ -107,9 +107,7 @@ def tls_row(scan_id: int, address: str, service: Service) -> dict[str, Any]:
 
 def inventory_row(scan_id: int, address: str, inventory: Inventory) -> dict[str, Any]:
     os = inventory.os
-    packages = [
-        [p.name, p.version, p.arch, p.source, p.source_version] for p in inventory.packages
-    ]
+    packages = [[p.name, p.version, p.arch, p.source, p.source_version] for p in inventory.packages]
     return {
         "scan_id": scan_id,
         "address": address,

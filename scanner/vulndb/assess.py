@@ -84,6 +84,8 @@ _DISTRO_NAMES = {
     "alpine": "Alpine",
     "freebsd": "FreeBSD",
 }
+# Debian/Ubuntu source packages whose name is not posture's product key.
+_DPKG_SOURCES = {"apache_httpd": "apache2", "exim": "exim4", "proftpd": "proftpd-dfsg"}
 _DEBIAN_RELEASE = re.compile(r"deb(\d{1,2})u\d+")
 
 
@@ -232,7 +234,7 @@ class Assessor:
         package_version = software.package_version
         if ecosystem is None or package_version is None:
             return None
-        package = software.product
+        package = _DPKG_SOURCES.get(software.product, software.product)
         named = _DEBIAN_RELEASE.search(software.distro_version or "")
         known = self.releases_with_upstream(ecosystem, package)
         if named and ecosystem is Ecosystem.DEBIAN and named.group(1) in known:
