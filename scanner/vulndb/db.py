@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -19,30 +20,20 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from scanner.vulndb.importers import (
-    Advisory,
-    EpssScore,
-    KevEntry,
-    VulnDbError,
-    detect_format,
-    read,
-)
-from scanner.vulndb.versions import (
-    Ecosystem,
-    RangeEvent,
-    VersionError,
-    affected,
-    first_fixed,
-    sort_key,
-)
+from scanner.vulndb.importers import VulnDbError, detect_format
+from scanner.vulndb.keys import encode
+from scanner.vulndb.reading import read_batches
+from scanner.vulndb.rows import Batch, cpe_keys, keyed, range_spans
+from scanner.vulndb.versions import Ecosystem, VersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_PATH = Path.home() / ".local" / "share" / "posture" / "vulndb.sqlite"
 BATCH = 5000  # advisories per executemany round
 EPSS_NOTABLE = 0.1  # EPSS probability from which a match ranks right after KEV ones
@@ -87,32 +78,98 @@ CREATE TABLE IF NOT EXISTS affected (
 CREATE TABLE IF NOT EXISTS cpe_matches (
     advisory_id TEXT NOT NULL, vendor TEXT NOT NULL, product TEXT NOT NULL, version TEXT,
     start_including TEXT, start_excluding TEXT, end_including TEXT, end_excluding TEXT,
-    vulnerable INTEGER NOT NULL DEFAULT 1
+    vulnerable INTEGER NOT NULL DEFAULT 1, key_from BLOB, key_below BLOB, fixed TEXT
 );
+CREATE TABLE IF NOT EXISTS osv_spans (
+    advisory_id TEXT NOT NULL, ecosystem TEXT NOT NULL, package TEXT NOT NULL,
+    release TEXT NOT NULL, key_from BLOB NOT NULL, key_below BLOB NOT NULL, fixed TEXT
+);
+CREATE TABLE IF NOT EXISTS cpe_facts (
+    vendor TEXT NOT NULL, product TEXT NOT NULL, advisory_id TEXT NOT NULL, source TEXT NOT NULL,
+    summary TEXT, cvss_score REAL, cvss_vector TEXT, severity TEXT, aliases TEXT NOT NULL,
+    PRIMARY KEY (vendor, product, advisory_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kev (
     cve TEXT PRIMARY KEY, date_added TEXT, due_date TEXT, ransomware INTEGER,
-    vendor TEXT, product TEXT, name TEXT
+    vendor TEXT, product TEXT, name TEXT, source TEXT NOT NULL DEFAULT 'catalog'
 );
 CREATE TABLE IF NOT EXISTS epss (cve TEXT PRIMARY KEY, score REAL, percentile REAL, date TEXT);
 """
+# key_from/key_below: the versions a row covers, [key_from, key_below) in the byte encoding of
+# scanner/vulndb/keys.py (see scanner/vulndb/spans.py); NULL in cpe_matches when the criterion
+# covers nothing a lookup may claim. fixed: the fix a match names (a range's excluded end).
+# kev.source: 'catalog' (CISA's file) or 'nvd' (NVD's copy of it).
+# cpe_facts: what a match says of each advisory a product's criteria cover, kept beside the
+# product's other advisories (derived from advisories and cpe_matches after each import), so
+# that a lookup reads its hits' facts from a few neighbouring pages, not one page per advisory.
+#
 # Indexes are dropped during a bulk import and built once after it: cheaper than maintaining
 # them row by row.
 _INDEXES = {
     "affected_package": "CREATE INDEX IF NOT EXISTS affected_package"
     " ON affected (ecosystem, package, release)",
-    "cpe_product": "CREATE INDEX IF NOT EXISTS cpe_product ON cpe_matches (vendor, product)",
+    # A lookup reads only the index entries of its product up to its version (never the
+    # table): the covering ones name the advisory and the fix.
+    "cpe_range": "CREATE INDEX IF NOT EXISTS cpe_range"
+    " ON cpe_matches (vendor, product, key_from, key_below, advisory_id, fixed)",
+    "osv_range": "CREATE INDEX IF NOT EXISTS osv_range"
+    " ON osv_spans (ecosystem, package, key_from, key_below, release)",
     "aliases_alias": "CREATE INDEX IF NOT EXISTS aliases_alias ON aliases (alias)",
     "affected_advisory": "CREATE INDEX IF NOT EXISTS affected_advisory ON affected (advisory_id)",
     "cpe_advisory": "CREATE INDEX IF NOT EXISTS cpe_advisory ON cpe_matches (advisory_id)",
     "aliases_advisory": "CREATE INDEX IF NOT EXISTS aliases_advisory ON aliases (advisory_id)",
+    "spans_advisory": "CREATE INDEX IF NOT EXISTS spans_advisory ON osv_spans (advisory_id)",
 }
-_ROW_TABLES = ("affected", "cpe_matches", "aliases")  # rows that belong to one advisory
-_MIGRATIONS = {
+_ROW_TABLES = ("affected", "cpe_matches", "aliases", "osv_spans")  # rows of one advisory
+
+
+def _derive_spans(db: sqlite3.Connection) -> None:
+    """What schema 3 derives from the rows a schema 2 database holds (the criteria's keys, the
+    OSV spans, cpe_facts), a page of rows at a time: no feed needs importing again."""
+    last = 0
+    while rows := db.execute(
+        "SELECT rowid, version, start_including, start_excluding, end_including, end_excluding,"
+        " vulnerable FROM cpe_matches WHERE rowid > ? ORDER BY rowid LIMIT 5000",
+        (last,),
+    ).fetchall():
+        db.executemany(
+            "UPDATE cpe_matches SET key_from = ?, key_below = ?, fixed = ? WHERE rowid = ?",
+            [(*cpe_keys(row[1:]), row[0]) for row in rows],
+        )
+        last = rows[-1][0]
+    db.execute("DELETE FROM osv_spans")
+    last = 0
+    while rows := db.execute(
+        "SELECT rowid, advisory_id, ecosystem, release, package, events, versions FROM affected"
+        " WHERE rowid > ? ORDER BY rowid LIMIT 5000",
+        (last,),
+    ).fetchall():
+        spans = []
+        for _, advisory_id, ecosystem, release, package, events, versions in rows:
+            pairs = [next(iter(e.items())) for e in json.loads(events)]
+            for span in range_spans(advisory_id, ecosystem, pairs, json.loads(versions)):
+                spans.append((advisory_id, ecosystem, release, package, *span))
+        db.executemany(_INSERT_SPAN, spans)
+        last = rows[-1][0]
+    db.execute("DELETE FROM cpe_facts")
+    _derive_facts(db, 0, 0)
+
+
+_MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
     # 1 -> 2: distro release of an OSV range; NVD's vulnerable flag (v1 kept vulnerable only).
     1: (
         "ALTER TABLE affected ADD COLUMN release TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE cpe_matches ADD COLUMN vulnerable INTEGER NOT NULL DEFAULT 1",
         "DROP INDEX IF EXISTS affected_package",
+    ),
+    # 2 -> 3: version ranges as spans of encoded versions; where a KEV row came from.
+    2: (
+        "ALTER TABLE cpe_matches ADD COLUMN key_from BLOB",
+        "ALTER TABLE cpe_matches ADD COLUMN key_below BLOB",
+        "ALTER TABLE cpe_matches ADD COLUMN fixed TEXT",
+        "ALTER TABLE kev ADD COLUMN source TEXT NOT NULL DEFAULT 'catalog'",
+        "DROP INDEX IF EXISTS cpe_product",
+        _derive_spans,
     ),
 }
 
@@ -138,7 +195,10 @@ def _open_for_import(path: Path) -> sqlite3.Connection:
             raise VulnDbError(f"schema {version} is newer than this posture's {SCHEMA_VERSION}")
         for step in range(version, SCHEMA_VERSION):
             for statement in _MIGRATIONS[step]:
-                db.execute(statement)
+                if isinstance(statement, str):
+                    db.execute(statement)
+                else:
+                    statement(db)
         for statement in _INDEXES.values():
             db.execute(statement)
     except sqlite3.DatabaseError as exc:
@@ -157,10 +217,19 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     version = _schema_version(db)
     if version != SCHEMA_VERSION:
         db.close()
-        what = "not an advisory database" if version is None else f"schema {version}"
+        if version is None:
+            raise VulnDbError(
+                f"{path}: not an advisory database, this posture reads schema {SCHEMA_VERSION};"
+                " build one with `posture vulndb import FILE`"
+            )
+        if version > SCHEMA_VERSION:
+            raise VulnDbError(
+                f"{path}: schema {version}, built by a newer posture than this one (which reads"
+                f" schema {SCHEMA_VERSION}); upgrade posture or re-import into another file"
+            )
         raise VulnDbError(
-            f"{path}: {what}, this posture reads schema {SCHEMA_VERSION};"
-            " `posture vulndb import FILE` migrates it"
+            f"{path}: schema {version}, built by an older posture: this posture reads schema"
+            f" {SCHEMA_VERSION}; `posture vulndb import FILE` migrates it"
         )
     return db
 
@@ -185,22 +254,35 @@ _INSERT_AFFECTED = (
 )
 _INSERT_CPE = (
     "INSERT INTO cpe_matches (advisory_id, vendor, product, version, start_including,"
-    " start_excluding, end_including, end_excluding, vulnerable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " start_excluding, end_including, end_excluding, vulnerable, key_from, key_below, fixed)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_KEV = "INSERT OR REPLACE INTO kev VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_SPAN = (
+    "INSERT INTO osv_spans (advisory_id, ecosystem, release, package, key_from, key_below, fixed)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# CISA's catalog has the last word on a CVE (it alone has the ransomware flag); NVD's copy of
+# an entry only fills a gap, or updates an earlier copy of NVD's.
+_INSERT_KEV = (
+    "INSERT OR REPLACE INTO kev (cve, date_added, due_date, ransomware, vendor, product, name,"
+    " source) VALUES (?, ?, ?, ?, ?, ?, ?, 'catalog')"
+)
+_INSERT_NVD_KEV = (
+    "INSERT INTO kev (cve, date_added, due_date, ransomware, vendor, product, name, source)"
+    " VALUES (?, ?, ?, NULL, NULL, NULL, ?, 'nvd') ON CONFLICT (cve) DO UPDATE SET"
+    " date_added = excluded.date_added, due_date = excluded.due_date, name = excluded.name"
+    " WHERE kev.source = 'nvd'"
+)
 _INSERT_EPSS = "INSERT OR REPLACE INTO epss VALUES (?, ?, ?, ?)"
 
 
 class _Writer:
-    """Batches records into executemany rounds. An advisory imported again replaces its rows:
+    """Writes row batches in executemany rounds. An advisory imported again replaces its rows:
     the rows it had before the import (rowid at most `before`) go in one pass at the end, as
     the import runs without indexes; a repeat within one import is deleted at once."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
-        self.advisories: dict[str, Advisory] = {}
-        self.kev: list[tuple[Any, ...]] = []
-        self.epss: list[tuple[Any, ...]] = []
         # INSERT OR REPLACE gives a replaced advisory a new rowid, so rowids above these tell
         # this import's rows from the earlier ones without any index.
         self.before = {
@@ -211,48 +293,27 @@ class _Writer:
         }
         db.execute("CREATE TEMP TABLE replaced (id TEXT PRIMARY KEY) WITHOUT ROWID")
 
-    def add(self, records: Iterable[Any]) -> int:
+    def add(self, batches: Iterable[Batch]) -> int:
+        """Every batch written; the number of records they came from."""
         count = 0
-        for record in records:
-            if isinstance(record, Advisory):
-                self.advisories[record.id] = record
-            elif isinstance(record, EpssScore):
-                self.epss.append((record.cve, record.score, record.percentile, record.date))
-            elif isinstance(record, KevEntry):
-                ransomware = None if record.ransomware is None else int(record.ransomware)
-                self.kev.append(
-                    (
-                        record.cve,
-                        record.date_added,
-                        record.due_date,
-                        ransomware,
-                        record.vendor,
-                        record.product,
-                        record.name,
-                    )
-                )
-            count += 1
-            if len(self.advisories) + len(self.kev) + len(self.epss) >= BATCH:
-                self.flush()
-        self.flush()
+        for batch in batches:
+            self.write(batch)
+            count += batch.records
         return count
 
-    def flush(self) -> None:
+    def write(self, batch: Batch) -> None:
         db = self.db
-        if self.kev:
-            db.executemany(_INSERT_KEV, self.kev)
-        if self.epss:
-            db.executemany(_INSERT_EPSS, self.epss)
-        self.kev, self.epss = [], []
-        if not self.advisories:
+        if batch.kev:
+            db.executemany(_INSERT_KEV, batch.kev)
+        if batch.epss:
+            db.executemany(_INSERT_EPSS, batch.epss)
+        if not batch.ids:
             return
-        batch = list(self.advisories.values())
-        self.advisories = {}
         existing = db.execute(
             "SELECT json_group_array(id) FILTER (WHERE rowid <= ?1),"
             " json_group_array(id) FILTER (WHERE rowid > ?1)"
             " FROM advisories WHERE id IN (SELECT value FROM json_each(?2))",
-            (self.before["advisories"], json.dumps([a.id for a in batch])),
+            (self.before["advisories"], json.dumps(batch.ids)),
         ).fetchone()
         earlier, again = existing if existing[0] is not None else ("[]", "[]")
         if earlier != "[]":
@@ -266,64 +327,14 @@ class _Writer:
                     " AND advisory_id IN (SELECT value FROM json_each(?))",
                     (self.before[table], again),
                 )
-        db.executemany(
-            _INSERT_ADVISORY,
-            [
-                (
-                    a.id,
-                    a.source,
-                    a.summary,
-                    a.published,
-                    a.modified,
-                    a.cvss_score,
-                    a.cvss_vector,
-                    a.severity,
-                    _json_list(a.aliases),
-                    _json_list(a.references),
-                )
-                for a in batch
-            ],
-        )
-        db.executemany(
-            "INSERT INTO aliases VALUES (?, ?)",
-            [(name.upper(), a.id) for a in batch for name in a.aliases if name != a.id],
-        )
-        db.executemany(
-            _INSERT_AFFECTED,
-            [
-                (
-                    a.id,
-                    r.ecosystem,
-                    r.release,
-                    r.package,
-                    json.dumps([{kind: version} for kind, version in r.events]),
-                    _json_list(r.versions),
-                )
-                for a in batch
-                for r in a.affected
-            ],
-        )
-        db.executemany(
-            _INSERT_CPE,
-            [
-                (
-                    a.id,
-                    c.vendor,
-                    c.product,
-                    c.version,
-                    c.start_including,
-                    c.start_excluding,
-                    c.end_including,
-                    c.end_excluding,
-                    int(c.vulnerable),
-                )
-                for a in batch
-                for c in a.cpes
-            ],
-        )
+        db.executemany(_INSERT_ADVISORY, batch.advisories)
+        db.executemany("INSERT INTO aliases VALUES (?, ?)", batch.aliases)
+        db.executemany(_INSERT_AFFECTED, batch.affected)
+        db.executemany(_INSERT_SPAN, batch.spans)
+        db.executemany(_INSERT_CPE, keyed(batch.cpes))
+        db.executemany(_INSERT_NVD_KEV, batch.nvd_kev)
 
     def finish(self) -> None:
-        self.flush()
         for table in _ROW_TABLES:
             self.db.execute(
                 f"DELETE FROM {table} WHERE rowid <= ?"  # noqa: S608
@@ -331,19 +342,26 @@ class _Writer:
                 (self.before[table],),
             )
         self.db.execute("DROP TABLE temp.replaced")
+        _derive_facts(self.db, self.before["advisories"], self.before["cpe_matches"])
 
 
-_JSON_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')
-
-
-def _json_list(items: Sequence[str]) -> str:
-    """`json.dumps(list(items))`, without the encoder's overhead for the usual plain strings
-    (URLs, ids): this runs once or twice per advisory."""
-    if not items:
-        return "[]"
-    if all(_JSON_PLAIN.fullmatch(item) for item in items):
-        return '["' + '", "'.join(items) + '"]'
-    return json.dumps(list(items))
+def _derive_facts(db: sqlite3.Connection, advisories_before: int, criteria_before: int) -> None:
+    """cpe_facts of the advisories (rowid above `advisories_before`) and criteria (rowid above
+    `criteria_before`) that an import added; the rows of replaced advisories go first. Sorted
+    first, so that the rows are appended to the table, not scattered into it."""
+    if advisories_before:
+        db.execute(
+            "DELETE FROM cpe_facts WHERE advisory_id IN"
+            " (SELECT id FROM advisories WHERE rowid > ?)",
+            (advisories_before,),
+        )
+    db.execute(
+        "INSERT OR IGNORE INTO cpe_facts SELECT c.vendor, c.product, a.id, a.source,"
+        " nullif(substr(a.summary, 1, ?), ''), a.cvss_score, a.cvss_vector,"
+        " a.severity, a.aliases FROM cpe_matches c JOIN advisories a ON a.id = c.advisory_id"
+        " WHERE c.rowid > ? AND c.key_from IS NOT NULL ORDER BY 1, 2, 3",
+        (SUMMARY_CHARS, criteria_before),
+    )
 
 
 def _digest(path: Path) -> str:
@@ -405,18 +423,24 @@ def _import_into(
     for path in paths:
         if not path.exists():
             raise VulnDbError(f"{path}: no such file or folder")
-        kind, records = read(path)
-        count = writer.add(records)
-        db.execute(
-            "INSERT INTO sources VALUES (?, ?, ?, ?, ?)",
-            (kind, str(path), _digest(path), count, moment.isoformat()),
-        )
-        done.append((str(path), kind, count))
+    # Hashing a feed (hundreds of MB for NVD) is done by a thread while the import goes on:
+    # hashlib lets go of the GIL.
+    with ThreadPoolExecutor(1) as hasher:
+        digests = [hasher.submit(_digest, path) for path in paths]
+        for path, digest in zip(paths, digests, strict=True):
+            kind, batches = read_batches(path, BATCH)
+            count = writer.add(batches)
+            db.execute(
+                "INSERT INTO sources VALUES (?, ?, ?, ?, ?)",
+                (kind, str(path), digest.result(), count, moment.isoformat()),
+            )
+            done.append((str(path), kind, count))
     writer.finish()
     for statement in _INDEXES.values():
         db.execute(statement)
     db.execute(
-        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?), ('built_at', ?)",
+        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?), ('built_at', ?),"
+        " ('osv_ecosystems', (SELECT json_group_array(DISTINCT ecosystem) FROM osv_spans))",
         (str(SCHEMA_VERSION), moment.isoformat()),
     )
     db.execute("COMMIT")
@@ -477,7 +501,7 @@ def status(
 # --- lookup --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: lookups cache many of them
 class Match:
     """One vulnerability of the software looked up: one per CVE, whichever records named it."""
 
@@ -527,8 +551,6 @@ def parse_cpe(cpe: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-_CpeRow = tuple[Any, Any, Any, Any, Any, "Match"]  # keys of version and bounds; its match
-_OsvRow = tuple[str, str, tuple[RangeEvent, ...], tuple[str, ...]]  # id, release, events, versions
 _Facts = tuple[str, str | None, float | None, str | None, str | None, tuple[str, ...]]
 """(source, summary, CVSS score, CVSS vector, severity, CVE ids) of one advisory."""
 _Exploitation = tuple[bool, bool | None, float | None, float | None]
@@ -538,77 +560,107 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class _Lru(Generic[K, V]):
-    """A least-recently-used cache bounded by the total weight of its values (rows), so that
-    its memory stays bounded however large the database is."""
+class _Cache(Generic[K, V]):
+    """At most `capacity` entries, in two generations of plain dicts: entries go into the young
+    one; when it is full it becomes the old one, and the old one is dropped. An entry read from
+    the old generation moves back to the young one, so what a scan keeps asking for stays:
+    nearly least-recently-used, at the cost of a dict lookup."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.weight = 0
-        self.entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self.young: dict[K, V] = {}
+        self.old: dict[K, V] = {}
 
     def get(self, key: K) -> V | None:
-        found = self.entries.get(key)
+        found = self.young.get(key)
         if found is None:
-            return None
-        self.entries.move_to_end(key)
-        return found[0]
+            found = self.old.pop(key, None)
+            if found is not None:
+                self.put(key, found)
+        return found
 
-    def put(self, key: K, value: V, weight: int = 1) -> None:
-        old = self.entries.pop(key, None)
-        if old is not None:
-            self.weight -= old[1]
-        self.entries[key] = (value, weight)
-        self.weight += weight
-        while self.weight > self.capacity and len(self.entries) > 1:
-            _, (_, dropped) = self.entries.popitem(last=False)
-            self.weight -= dropped
+    def put(self, key: K, value: V) -> None:
+        self.young[key] = value
+        if len(self.young) >= max(self.capacity // 2, 1):
+            self.old, self.young = self.young, {}
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
 
 
-def _key(version: str | None) -> Any:
-    return None if version is None else sort_key(Ecosystem.UPSTREAM, version)
+def _cve_ids(advisory_id: str, aliases: str) -> tuple[str, ...]:
+    """The CVE ids among an advisory's id and its aliases (a JSON list), sorted."""
+    if aliases == "[]":  # every NVD record
+        upper = advisory_id.upper()
+        return (upper,) if upper.startswith("CVE-") else ()
+    names = (advisory_id, *json.loads(aliases))
+    return tuple(sorted({n.upper() for n in names if n.upper().startswith("CVE-")}))
 
 
 def _facts(advisory_id: str, row: Sequence[Any]) -> _Facts:
     """Facts from (source, summary, score, vector, severity, aliases JSON)."""
-    names = (advisory_id, *json.loads(row[5])) if row[5] != "[]" else (advisory_id,)
-    cves = tuple(sorted({n.upper() for n in names if n.upper().startswith("CVE-")}))
     summary = row[1][:SUMMARY_CHARS] if row[1] else None
-    return (row[0], summary, row[2], row[3], row[4], cves)
+    return (row[0], summary, row[2], row[3], row[4], _cve_ids(advisory_id, row[5]))
 
 
-_CPE_QUERY = """
-SELECT c.advisory_id, c.version, c.start_including, c.start_excluding, c.end_including,
-    c.end_excluding, a.source, a.summary, a.cvss_score, a.cvss_vector, a.severity, a.aliases,
-    k.cve IS NOT NULL, k.ransomware, e.score, e.percentile
-FROM cpe_matches c JOIN advisories a ON a.id = c.advisory_id
+# Match.priority, then the advisory id: the order lookups return matches in.
+_PRIORITY = f"""
+    CASE WHEN k.cve IS NOT NULL THEN 0 WHEN e.score >= {EPSS_NOTABLE!r} THEN 1 ELSE 2 END,
+    CASE WHEN k.cve IS NOT NULL OR e.score >= {EPSS_NOTABLE!r} THEN -coalesce(e.score, 0.0)
+        ELSE 0.0 END,
+    -coalesce(f.cvss_score, 0.0), c.advisory_id"""
+
+
+@lru_cache(maxsize=8)
+def _cpe_query(names: int) -> str:
+    """The NVD criteria covering the encoded version ?1 under any of `names` (vendor, product)
+    pairs (?2, ?3, ?4, ...), with their advisories' facts, KEV and EPSS, most urgent first; an
+    advisory's rows together, by the order of the names, then as imported (the first is the one
+    a match reports). The criteria come from the cpe_range index alone, the facts from the
+    product's neighbouring cpe_facts rows."""
+    wanted = ", ".join(f"({n}, ?{2 * n + 2}, ?{2 * n + 3})" for n in range(names))
+    return f"""
+WITH wanted (rank, vendor, product) AS (VALUES {wanted})
+SELECT c.advisory_id, c.fixed, f.source, f.summary, f.cvss_score, f.cvss_vector, f.severity,
+    f.aliases, k.cve IS NOT NULL, k.ransomware, e.score, e.percentile
+FROM wanted JOIN cpe_matches c ON c.vendor = wanted.vendor AND c.product = wanted.product
+    JOIN cpe_facts f ON f.vendor = c.vendor AND f.product = c.product
+        AND f.advisory_id = c.advisory_id
     LEFT JOIN kev k ON k.cve = c.advisory_id LEFT JOIN epss e ON e.cve = c.advisory_id
-WHERE c.vendor = ? AND c.product = ? AND c.vulnerable
+WHERE c.key_from <= ?1 AND c.key_below > ?1
+ORDER BY {_PRIORITY}, wanted.rank, c.rowid
+"""  # noqa: S608 - numbers only
+
+
+_OSV_QUERY = """
+SELECT advisory_id, fixed FROM osv_spans
+WHERE ecosystem = ?1 AND package = ?2 AND key_from <= ?3 AND key_below > ?3
+    AND (?4 IS NULL OR release = '' OR release = ?4)
+ORDER BY release, rowid
 """
 
 
 class VulnDb:
-    """An open advisory database for lookups (read-only). A product's rows are read once, with
-    their advisories' facts, KEV and EPSS joined in, and kept in bounded LRU caches: a scan
-    asks about the same few products over and over."""
+    """An open advisory database for lookups (read-only). SQLite finds the ranges covering a
+    version in an index of encoded bounds (scanner/vulndb/spans.py), so a lookup reads only its
+    hits, whatever the database's size, and keeps nothing of them: memory stays flat. Only the
+    matches of OSV records, each a few queries to build (the CVE's NVD score, KEV and EPSS of
+    every CVE), are kept in a cache bounded in entries."""
 
-    # Criteria rows kept with their matches: all of NVD's ~330,000 fit, in ~300 MB at most;
-    # a scan's working set (the products it found) is far smaller.
-    ROWS_CACHED = 400_000
-    FACTS_CACHED = 50_000  # advisories and CVEs whose facts are kept for OSV matches
+    MATCHES_CACHED = 20_000  # ~1 KB each, with their summaries
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.db = _open_read_only(self.path)
-        self.db.execute("PRAGMA cache_size = -32768")
-        self._cpe_rows: _Lru[tuple[str, str], tuple[_CpeRow, ...]] = _Lru(self.ROWS_CACHED)
-        self._osv_rows: _Lru[tuple[str, str], tuple[_OsvRow, ...]] = _Lru(self.ROWS_CACHED)
-        self._facts: _Lru[str, _Facts | None] = _Lru(self.FACTS_CACHED)
-        self._exploitation: _Lru[str, _Exploitation] = _Lru(self.FACTS_CACHED)
+        # Lookups read few pages each, scattered: a small cache does as well as a large one
+        # (measured at 255,000 advisories), and the file's other pages stay in the OS cache.
+        self.db.execute("PRAGMA cache_size = -8192")
+        # (advisory id, fix) -> the match of an OSV record, None if the advisory is missing.
+        self._osv: _Cache[tuple[str, str | None], tuple[Match | None]] = _Cache(self.MATCHES_CACHED)
         # Ecosystems with OSV ranges at all: a lookup in another one skips the query.
-        self.ecosystems = frozenset(
-            row[0] for row in self.db.execute("SELECT DISTINCT ecosystem FROM affected")
-        )
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'osv_ecosystems'").fetchone()
+        names = json.loads(found[0]) if found and found[0] else []
+        self.ecosystems = frozenset(str(name) for name in names)
 
     def close(self) -> None:
         self.db.close()
@@ -618,56 +670,6 @@ class VulnDb:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-    def _product_cpe_rows(self, vendor: str, product: str) -> tuple[_CpeRow, ...]:
-        """The product's NVD criteria, each with its match built once: for a CPE criterion
-        everything a match says (facts, KEV, EPSS, the fix) is fixed, whatever the version."""
-        found = self._cpe_rows.get((vendor, product))
-        if found is not None:
-            return found
-        rows: list[_CpeRow] = []
-        built: dict[tuple[str, str | None], Match] = {}
-        for row in self.db.execute(_CPE_QUERY, (vendor, product)):
-            advisory_id, bounds = row[0], row[1:6]
-            if not any(bounds):
-                continue  # "every version": NVD's way to say "all", too broad to claim
-            try:
-                keys = [_key(b) for b in bounds]
-            except VersionError:
-                continue  # a bound no version can be compared with
-            fixed = bounds[4] if bounds[0] is None else None
-            match = built.get((advisory_id, fixed))
-            if match is None:
-                facts = _facts(advisory_id, row[6:12])
-                ransomware = None if row[13] is None else bool(row[13])
-                exploited = (bool(row[12]), ransomware, row[14], row[15])
-                match = _match(advisory_id, facts, "nvd-cpe", fixed, [exploited])
-                built[(advisory_id, fixed)] = match
-            rows.append((*keys, match))  # type: ignore[arg-type]
-        result = tuple(rows)
-        self._cpe_rows.put((vendor, product), result, max(len(result), 1))
-        return result
-
-    def _product_osv_rows(self, ecosystem: str, package: str) -> tuple[_OsvRow, ...]:
-        found = self._osv_rows.get((ecosystem, package))
-        if found is not None:
-            return found
-        rows = self.db.execute(
-            "SELECT advisory_id, release, events, versions FROM affected"
-            " WHERE ecosystem = ? AND package = ?",
-            (ecosystem, package),
-        )
-        result = tuple(
-            (
-                advisory_id,
-                release,
-                tuple(RangeEvent(*next(iter(e.items()))) for e in json.loads(events)),
-                tuple(json.loads(versions)),
-            )
-            for advisory_id, release, events, versions in rows
-        )
-        self._osv_rows.put((ecosystem, package), result, max(len(result), 1))
-        return result
 
     def lookup(
         self,
@@ -685,75 +687,139 @@ class VulnDb:
         when given; and for upstream versions, NVD CPE criteria of `cpe` or `cpe_names`, else
         of CPE_ALIASES[product]. A version no ordering can read matches nothing."""
         try:
-            target = sort_key(ecosystem, version)
+            key = encode(ecosystem, version)
         except VersionError:
             return []
-        hits: dict[str, Match] = {}  # advisory id -> its match
-        if ecosystem.value in self.ecosystems:
-            wanted = release.lower() if release is not None else None
-            for advisory_id, row_release, events, versions in self._product_osv_rows(
-                ecosystem.value, product.lower()
-            ):
-                if wanted is not None and row_release and row_release != wanted:
-                    continue
-                if affected(ecosystem, version, events, versions=versions):
-                    fixed = first_fixed(ecosystem, version, events)
-                    earlier = hits.get(advisory_id)
-                    if earlier is None or (fixed and not earlier.fixed_version):
-                        match = self._osv_match(advisory_id, fixed)
-                        if match is not None:
-                            hits[advisory_id] = match
+        nvd: list[Match] = []
+        one_per_cve = True
         if ecosystem is Ecosystem.UPSTREAM:
             names = list(cpe_names)
             if cpe is not None:
                 names.append(parse_cpe(cpe))
             if not names:
                 names = list(CPE_ALIASES.get(product.lower(), ()))
-            for vendor, name in dict.fromkeys((v.lower(), n.lower()) for v, n in names):
-                for row in self._product_cpe_rows(vendor, name):
-                    if _covers(target, row) and row[5].advisory_id not in hits:
-                        hits[row[5].advisory_id] = row[5]
+            nvd, one_per_cve = self._cpe_matches(names, key)
+        if ecosystem.value not in self.ecosystems:
+            return nvd if one_per_cve else _one_per_cve(nvd)
+        hits = self._osv_matches(ecosystem, product.lower(), key, release)
+        for match in nvd:
+            hits.setdefault(match.advisory_id, match)
         return _one_per_cve(hits.values())
 
+    def _cpe_matches(
+        self, names: Sequence[tuple[str, str]], key: bytes
+    ) -> tuple[list[Match], bool]:
+        """The matches of the NVD criteria covering `key`, one per advisory, most urgent
+        first; and whether they name each CVE once (NVD records do), so need no merging."""
+        wanted = list(dict.fromkeys((v.lower(), n.lower()) for v, n in names))
+        if not wanted:
+            return [], True
+        matches: list[Match] = []
+        cves: set[str] = set()
+        one_per_cve = True
+        previous = None
+        # This loop runs for every match a lookup returns, often dozens: kept lean.
+        for (
+            advisory_id,
+            fixed,
+            source,
+            summary,
+            score,
+            vector,
+            severity,
+            aliases,
+            kev,
+            ransomware,
+            epss,
+            percentile,
+        ) in self.db.execute(
+            _cpe_query(len(wanted)), [key, *itertools.chain.from_iterable(wanted)]
+        ):
+            if advisory_id == previous:
+                continue  # another criterion of the same advisory, after its first
+            previous = advisory_id
+            if aliases == "[]" and advisory_id.startswith("CVE-") and advisory_id.isupper():
+                ids: tuple[str, ...] = (advisory_id,)  # an NVD record: its own CVE alone
+            else:
+                ids = _cve_ids(advisory_id, aliases)
+            if one_per_cve and not cves.isdisjoint(ids):
+                one_per_cve = False
+            cves.update(ids)
+            matches.append(
+                Match(
+                    advisory_id,
+                    ids,
+                    summary,
+                    score,
+                    vector,
+                    severity,
+                    fixed,
+                    kev == 1,
+                    None if ransomware is None else bool(ransomware),
+                    epss,
+                    percentile,
+                    (source,),
+                    "nvd-cpe",
+                )
+            )
+        return matches, one_per_cve
+
+    def _osv_matches(
+        self, ecosystem: Ecosystem, package: str, key: bytes, release: str | None
+    ) -> dict[str, Match]:
+        """Advisory id -> match, of the OSV spans covering `key`; an advisory's span that names
+        a fix wins over one that names none."""
+        wanted = release.lower() if release is not None else None
+        hits: dict[str, Match] = {}
+        for advisory_id, fixed in self.db.execute(
+            _OSV_QUERY, (ecosystem.value, package, key, wanted)
+        ):
+            earlier = hits.get(advisory_id)
+            if earlier is None or (fixed and not earlier.fixed_version):
+                match = self._osv_match(advisory_id, fixed)
+                if match is not None:
+                    hits[advisory_id] = match
+        return hits
+
     def _advisory(self, advisory_id: str) -> _Facts | None:
-        found = self._facts.get(advisory_id)
-        if found is None and advisory_id not in self._facts.entries:
-            row = self.db.execute(
-                "SELECT source, summary, cvss_score, cvss_vector, severity, aliases"
-                " FROM advisories WHERE id = ?",
-                (advisory_id,),
-            ).fetchone()
-            found = None if row is None else _facts(advisory_id, row)
-            self._facts.put(advisory_id, found)
-        return found
+        row = self.db.execute(
+            "SELECT source, summary, cvss_score, cvss_vector, severity, aliases"
+            " FROM advisories WHERE id = ?",
+            (advisory_id,),
+        ).fetchone()
+        return None if row is None else _facts(advisory_id, row)
 
     def _exploited(self, cve: str) -> _Exploitation:
-        found = self._exploitation.get(cve)
-        if found is None:
-            row = self.db.execute(
-                "SELECT EXISTS (SELECT 1 FROM kev WHERE cve = ?1),"
-                " (SELECT ransomware FROM kev WHERE cve = ?1),"
-                " (SELECT score FROM epss WHERE cve = ?1),"
-                " (SELECT percentile FROM epss WHERE cve = ?1)",
-                (cve,),
-            ).fetchone()
-            found = (bool(row[0]), None if row[1] is None else bool(row[1]), row[2], row[3])
-            self._exploitation.put(cve, found)
-        return found
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM kev WHERE cve = ?1),"
+            " (SELECT ransomware FROM kev WHERE cve = ?1),"
+            " (SELECT score FROM epss WHERE cve = ?1),"
+            " (SELECT percentile FROM epss WHERE cve = ?1)",
+            (cve,),
+        ).fetchone()
+        return (bool(row[0]), None if row[1] is None else bool(row[1]), row[2], row[3])
 
     def _osv_match(self, advisory_id: str, fixed: str | None) -> Match | None:
+        """The match of an OSV record, built once: its facts, and for a distro record the
+        score of its CVE's own NVD record; KEV and EPSS of each of its CVEs."""
+        cached = self._osv.get((advisory_id, fixed))
+        if cached is not None:
+            return cached[0]
         facts = self._advisory(advisory_id)
-        if facts is None:
-            return None
-        source, summary, score, _vector, _severity, cves = facts
-        if score is None:  # a distro advisory: the score of its CVE's own NVD record, if any
-            scored = next(
-                (r for c in cves if c != advisory_id and (r := self._advisory(c)) and r[2]), None
-            )
-            if scored is not None:
-                facts = (source, summary, scored[2], scored[3], scored[4], cves)
-        exploited = [self._exploited(cve) for cve in cves]
-        return _match(advisory_id, facts, "osv-range", fixed, exploited)
+        match = None
+        if facts is not None:
+            source, summary, score, _vector, _severity, cves = facts
+            if score is None:  # a distro advisory: the score of its CVE's own NVD record
+                scored = next(
+                    (r for c in cves if c != advisory_id and (r := self._advisory(c)) and r[2]),
+                    None,
+                )
+                if scored is not None:
+                    facts = (source, summary, scored[2], scored[3], scored[4], cves)
+            exploited = [self._exploited(cve) for cve in cves]
+            match = _match(advisory_id, facts, "osv-range", fixed, exploited)
+        self._osv.put((advisory_id, fixed), (match,))
+        return match
 
 
 def _match(
@@ -794,18 +860,6 @@ def _one_per_cve(matches: Iterable[Match]) -> list[Match]:
         groups[number] = match
         by_cve.update(dict.fromkeys(match.cves, number))
     return sorted(groups.values(), key=lambda m: (m.priority, m.advisory_id))
-
-
-def _covers(target: Any, row: _CpeRow) -> bool:
-    exact, start_in, start_ex, end_in, end_ex, _ = row
-    if exact is not None:
-        return bool(exact == target)
-    return not (
-        (start_in is not None and target < start_in)
-        or (start_ex is not None and target <= start_ex)
-        or (end_in is not None and target > end_in)
-        or (end_ex is not None and target >= end_ex)
-    )
 
 
 def _merge(a: Match, b: Match) -> Match:

@@ -75,6 +75,7 @@ class Advisory:
     references: tuple[str, ...]
     affected: tuple[AffectedRange, ...] = ()
     cpes: tuple[CpeCriterion, ...] = ()
+    kev: KevEntry | None = None  # NVD's copy of the CISA KEV entry (cisaExploitAdd, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,18 +231,25 @@ def _identifier(value: str) -> str:
 
 
 def _urls(references: Any) -> tuple[str, ...]:
+    # Plain loops, here and in _dicts: they run for every record, over lists of a few items.
     if not isinstance(references, list):
         return ()
-    found = (r.get("url") for r in references[:50] if isinstance(r, dict))
-    return tuple(clip(url, 500) for url in found if isinstance(url, str))
+    urls = []
+    for reference in references[:50]:
+        if isinstance(reference, dict):
+            url = reference.get("url")
+            if isinstance(url, str):
+                urls.append(url if len(url) <= 500 else clip(url, 500))
+    return tuple(urls)
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     if type(value) is not list:
         return []
-    if all(type(v) is dict for v in value):
-        return value
-    return [v for v in value if isinstance(v, dict)]
+    for item in value:
+        if type(item) is not dict:
+            return [v for v in value if isinstance(v, dict)]
+    return value
 
 
 _CVSS3 = {
@@ -450,7 +458,10 @@ def _cvss(metrics: Any) -> tuple[float | None, str | None, str | None]:
     if not isinstance(metrics, dict):
         return None, None, None
     for key in ("cvssMetricV40", "cvssMetricV31", "cvssMetricV30", "cvssMetricV2"):
-        entries = _dicts(metrics.get(key))
+        found = metrics.get(key)
+        if not found:
+            continue
+        entries = _dicts(found)
         primary = [m for m in entries if m.get("type") == "Primary"]
         for metric in primary or entries:
             data = metric.get("cvssData")
@@ -527,6 +538,7 @@ def nvd_advisory(item: Any) -> Advisory:
     return Advisory(
         id=cve_id,
         source="nvd",
+        kev=_nvd_kev(cve_id, cve),
         summary=_text(summary, SUMMARY_CHARS),
         published=_text(cve.get("published"), 40),
         modified=_text(cve.get("lastModified"), 40),
@@ -537,6 +549,21 @@ def nvd_advisory(item: Any) -> Advisory:
         references=_urls(cve.get("references")),
         cpes=tuple(criteria),
     )
+
+
+_NVD_KEV_FIELDS = ("cisaExploitAdd", "cisaActionDue", "cisaRequiredAction", "cisaVulnerabilityName")
+
+
+def _nvd_kev(cve_id: str, cve: dict[str, Any]) -> KevEntry | None:
+    """The KEV fields NVD copies into a record CISA lists (cisaExploitAdd, cisaActionDue,
+    cisaRequiredAction, cisaVulnerabilityName); the catalog's ransomware flag is not among them
+    (None: unknown)."""
+    if cve.keys().isdisjoint(_NVD_KEV_FIELDS) or not any(map(cve.get, _NVD_KEV_FIELDS)):
+        return None  # the first test, quick, settles the usual case
+    added = _text(cve.get("cisaExploitAdd"), 20)
+    name = _text(cve.get("cisaVulnerabilityName"), 300)
+    due = _text(cve.get("cisaActionDue"), 20)
+    return KevEntry(cve_id.upper(), added, due, None, None, None, name)
 
 
 def read_nvd(path: Path) -> Iterator[Record]:

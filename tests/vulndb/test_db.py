@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import random
 import sqlite3
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scanner.vulndb import db as db_module
+from scanner.vulndb import rows as rows_module
 from scanner.vulndb.db import (
     EPSS_NOTABLE,
     Match,
@@ -407,7 +409,9 @@ def test_a_schema_1_database_is_migrated_by_the_next_import(tmp_path: Path) -> N
     with sqlite3.connect(path) as old:
         old.executescript(V1_SCHEMA)
     old.close()
-    with pytest.raises(VulnDbError, match="schema 1, this posture reads schema 2"):
+    with pytest.raises(
+        VulnDbError, match="schema 1, built by an older posture: this posture reads schema 3"
+    ):
         VulnDb(path)
     import_files(path, [KEV])
     with VulnDb(path) as db:
@@ -457,15 +461,267 @@ def test_the_same_advisory_twice_in_one_import(
 
 @given(st.lists(st.text(max_size=20), max_size=5))
 def test_json_list_is_json(items: list[str]) -> None:
-    assert json.loads(db_module._json_list(items)) == items
+    assert json.loads(rows_module.json_list(items)) == items
 
 
-def test_row_cache_is_bounded_by_rows() -> None:
-    cache: db_module._Lru[str, str] = db_module._Lru(10)
-    cache.put("a", "A", 4)
-    cache.put("b", "B", 4)
-    assert cache.get("a") == "A"  # now the most recent
-    cache.put("c", "C", 4)  # 12 > 10: the least recent ("b") goes
-    assert (cache.get("b"), cache.get("a"), cache.get("c"), cache.weight) == (None, "A", "C", 8)
-    cache.put("huge", "H", 50)  # one entry over capacity is still kept, alone
-    assert list(cache.entries) == ["huge"] and cache.weight == 50
+def test_match_cache_is_bounded_and_keeps_what_is_read() -> None:
+    cache: db_module._Cache[str, str] = db_module._Cache(4)  # two generations of two
+    cache.put("a", "A")
+    cache.put("b", "B")  # the young generation is full: it becomes the old one
+    assert cache.get("a") == "A"  # read from the old generation: young again
+    cache.put("c", "C")  # full again: ("a", "c") old, ("b") dropped
+    assert (cache.get("b"), cache.get("c"), len(cache)) == (None, "C", 2)
+    for n in range(100):
+        cache.put(str(n), str(n))
+        assert len(cache) <= 4
+
+
+def test_osv_matches_survive_eviction(daemons: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with VulnDb(daemons) as fresh:
+        expected = fresh.lookup("openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="12")
+    monkeypatch.setattr(VulnDb, "MATCHES_CACHED", 2)
+    with VulnDb(daemons) as db:
+        for _ in range(3):
+            found = db.lookup("openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="12")
+            assert found == expected and len(db._osv) <= 2
+
+
+# --- KEV fields of NVD records -------------------------------------------------------------------
+
+
+def _nvd_with_kev(tmp_path: Path, due: str = "2021-11-17") -> Path:
+    """nvd-sample.json with NVD's copy of the KEV entry on CVE-2021-41773 (in the catalog too)
+    and on CVE-2024-6387 (in no catalog file here)."""
+    document = json.loads(NVD.read_text())
+    for item in document["vulnerabilities"]:
+        cve = item["cve"]
+        if cve["id"] in ("CVE-2021-41773", "CVE-2024-6387"):
+            cve["cisaExploitAdd"] = "2021-11-03"
+            cve["cisaActionDue"] = due
+            cve["cisaRequiredAction"] = "Apply updates per vendor instructions."
+            cve["cisaVulnerabilityName"] = f"NVD's name for {cve['id']}"
+    path = tmp_path / f"nvd-kev-{due}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _kev_rows(path: Path) -> dict[str, tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT cve, date_added, due_date, ransomware, vendor, product, name, source FROM kev"
+        ).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+CATALOG_APACHE = (
+    "2021-11-03",
+    "2021-11-17",
+    0,
+    "Apache",
+    "HTTP Server",
+    "Apache HTTP Server Path Traversal Vulnerability",
+    "catalog",
+)
+NVD_REGRESSHION = (
+    "2021-11-03",
+    "2021-11-17",
+    None,
+    None,
+    None,
+    "NVD's name for CVE-2024-6387",
+    "nvd",
+)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        "nvd file, then catalog file",
+        "catalog file, then nvd file",
+        "both in one import, nvd first",
+        "both in one import, catalog first",
+    ],
+)
+def test_nvd_kev_fields_never_overwrite_the_catalog(tmp_path: Path, order: str) -> None:
+    path = tmp_path / "db.sqlite"
+    nvd = _nvd_with_kev(tmp_path)
+    imports = {
+        "nvd file, then catalog file": [[nvd], [KEV]],
+        "catalog file, then nvd file": [[KEV], [nvd]],
+        "both in one import, nvd first": [[nvd, KEV]],
+        "both in one import, catalog first": [[KEV, nvd]],
+    }[order]
+    for files in imports:
+        import_files(path, files)
+    rows = _kev_rows(path)
+    assert rows["CVE-2021-41773"] == CATALOG_APACHE  # the catalog's, ransomware flag and all
+    assert rows["CVE-2024-6387"] == NVD_REGRESSHION  # NVD's copy fills the catalog's gap
+    assert rows["CVE-2011-2523"][-1] == "catalog"
+    with VulnDb(path) as db:
+        [regresshion] = db.lookup("openssh", "9.7p1", cpe_names=OPENSSH)
+        assert regresshion.kev is True and regresshion.kev_ransomware is None  # unknown
+
+
+def test_a_newer_nvd_copy_updates_only_nvd_rows(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    import_files(path, [KEV, _nvd_with_kev(tmp_path)])
+    import_files(path, [_nvd_with_kev(tmp_path, due="2022-01-01")])
+    rows = _kev_rows(path)
+    assert rows["CVE-2024-6387"][1] == "2022-01-01"  # NVD's own entry follows NVD
+    assert rows["CVE-2021-41773"] == CATALOG_APACHE  # the catalog's does not
+    import_files(path, [KEV])  # a later catalog import leaves NVD's gap-filler alone
+    assert _kev_rows(path)["CVE-2024-6387"][1] == "2022-01-01"
+
+
+# --- schema 2 files, lookups against a reference --------------------------------------------------
+
+V2_SCHEMA = (
+    V1_SCHEMA.replace(
+        "events TEXT NOT NULL, versions TEXT NOT NULL);",
+        "events TEXT NOT NULL, versions TEXT NOT NULL, release TEXT NOT NULL DEFAULT '');",
+    )
+    .replace("end_excluding TEXT);", "end_excluding TEXT, vulnerable INTEGER NOT NULL DEFAULT 1);")
+    .replace("('schema_version', '1')", "('schema_version', '2')")
+    .replace("'9.8');", "'9.8', 1);")
+    .replace(
+        """'[{"introduced": "0"}, {"fixed": "1:9.2p1-2+deb12u3"}]', '[]');""",
+        """'[{"introduced": "0"}, {"fixed": "1:9.2p1-2+deb12u3"}]', '[]', '12');""",
+    )
+)
+"""Schema 2 as posture wrote it: v1 plus the distro release and NVD's vulnerable flag."""
+
+
+def test_a_schema_2_database_is_a_clear_error_until_the_next_import(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript(V2_SCHEMA)
+    old.close()
+    expected = "schema 2, built by an older posture: this posture reads schema 3;"
+    with pytest.raises(VulnDbError, match=expected):
+        VulnDb(path)
+    with pytest.raises(VulnDbError, match=expected):
+        status(path)
+    with pytest.raises(VulnDbError, match=r"`posture vulndb import FILE` migrates it"):
+        lookup(path, "openssh", "9.7p1")
+    import_files(path, [KEV])
+    with VulnDb(path) as db:
+        assert [m.cves for m in db.lookup("openssh", "9.7p1")] == [("CVE-2024-6387",)]
+        assert db.lookup("openssh", "9.8p1") == []
+        debian = db.lookup("openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="12")
+        assert [m.fixed_version for m in debian] == ["1:9.2p1-2+deb12u3"]
+    assert status(path).counts["kev"] == 2
+
+
+def test_a_newer_schema_is_refused(built: Path) -> None:
+    with sqlite3.connect(built) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    with pytest.raises(VulnDbError, match="schema 99, built by a newer posture"):
+        VulnDb(built)
+
+
+GENERATED_VERSIONS = ["1.0", "1.1", "1.2rc1", "1.2", "1.2p1", "1.3", "2.0", "2.0.1", "2.1", "3"]
+
+
+def _generated_nvd(rng: random.Random, count: int) -> dict[str, Any]:
+    items = []
+    for number in range(count):
+        matches = []
+        for extra in range(rng.randint(1, 3)):
+            bounds = {}
+            for key in (
+                "versionStartIncluding",
+                "versionStartExcluding",
+                "versionEndIncluding",
+                "versionEndExcluding",
+            ):
+                if rng.random() < 0.35:
+                    bounds[key] = rng.choice(GENERATED_VERSIONS)
+            exact = rng.choice(GENERATED_VERSIONS) if rng.random() < 0.3 else "*"
+            matches.append(
+                {
+                    "vulnerable": rng.random() < 0.9,
+                    "criteria": f"cpe:2.3:a:acme:widget:{exact}:*:*:*:*:*:*:*",
+                    "matchCriteriaId": f"M{number}-{extra}",
+                    **bounds,
+                }
+            )
+        score = rng.choice([None, 3.1, 5.0, 7.5, 9.8])
+        metrics = {}
+        if score is not None:
+            metrics = {
+                "cvssMetricV31": [
+                    {"type": "Primary", "cvssData": {"baseScore": score, "vectorString": "V"}}
+                ]
+            }
+        items.append(
+            {
+                "cve": {
+                    "id": f"CVE-2026-{1000 + number}",
+                    "descriptions": [{"lang": "en", "value": f"advisory {number}"}],
+                    "metrics": metrics,
+                    "configurations": [{"nodes": [{"cpeMatch": matches}]}],
+                }
+            }
+        )
+    return {"format": "NVD_CVE", "version": "2.0", "vulnerabilities": items}
+
+
+def _reference(document: dict[str, Any], version: str) -> dict[str, str | None]:
+    """Advisory id -> fixed version, by NVD's bounds read with sort keys, criterion by criterion
+    in file order (the first covering criterion names the fix): what lookups did before."""
+    from scanner.vulndb.versions import sort_key
+
+    def key(text: str) -> Any:
+        return sort_key(Ecosystem.UPSTREAM, text)
+
+    target = key(version)
+    found: dict[str, str | None] = {}
+    for item in document["vulnerabilities"]:
+        cve = item["cve"]
+        for match in cve["configurations"][0]["nodes"][0]["cpeMatch"]:
+            exact = match["criteria"].split(":")[5]
+            bounds = [match.get(k) for k in ("versionStartIncluding", "versionStartExcluding")]
+            bounds += [match.get(k) for k in ("versionEndIncluding", "versionEndExcluding")]
+            if not match["vulnerable"] or (exact == "*" and not any(bounds)):
+                continue
+            if exact != "*":
+                covered = key(exact) == target
+            else:
+                s_in, s_ex, e_in, e_ex = (None if b is None else key(b) for b in bounds)
+                covered = not (
+                    (s_in is not None and target < s_in)
+                    or (s_ex is not None and target <= s_ex)
+                    or (e_in is not None and target > e_in)
+                    or (e_ex is not None and target >= e_ex)
+                )
+            if covered and cve["id"] not in found:
+                found[cve["id"]] = bounds[3] if exact == "*" else None
+    return found
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lookups_agree_with_nvd_bounds_and_come_most_urgent_first(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    document = _generated_nvd(rng, 80)
+    nvd = tmp_path / "nvd.json"
+    nvd.write_text(json.dumps(document))
+    ids = [item["cve"]["id"] for item in document["vulnerabilities"]]
+    epss = tmp_path / "epss.csv"
+    lines = [f"{i},{rng.choice([0.01, 0.05, 0.1, 0.3, 0.9])},0.5" for i in rng.sample(ids, 40)]
+    epss.write_text("cve,epss,percentile\n" + "\n".join(lines) + "\n")
+    kev = tmp_path / "kev.json"
+    listed = [{"cveID": i, "knownRansomwareCampaignUse": "Known"} for i in rng.sample(ids, 10)]
+    kev.write_text(json.dumps({"catalogVersion": "1", "vulnerabilities": listed}))
+    path = tmp_path / "db.sqlite"
+    import_files(path, [nvd, epss, kev])
+    hits = 0
+    with VulnDb(path) as db:
+        for version in [*GENERATED_VERSIONS, "0.9", "1.2.0", "1.2p2", "2.0.0.1", "9"]:
+            found = db.lookup("widget", version, cpe="acme:widget")
+            assert {m.advisory_id: m.fixed_version for m in found} == _reference(document, version)
+            assert found == sorted(found, key=lambda m: (m.priority, m.advisory_id))
+            hits += len(found)
+    assert hits > 100  # the generated criteria cover something

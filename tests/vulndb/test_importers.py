@@ -134,6 +134,30 @@ def test_nvd_records_cvss_and_cpe_criteria() -> None:
     assert found["CVE-2013-2028"].cpes[0].start_excluding == "1.3.8"
 
 
+def test_nvd_records_carry_their_kev_fields(tmp_path: Path) -> None:
+    document = json.loads(NVD.read_text())
+    cve = document["vulnerabilities"][0]["cve"]
+    cve["cisaExploitAdd"] = "2023-08-01"
+    cve["cisaActionDue"] = "2023-08-22"
+    cve["cisaRequiredAction"] = "Apply updates per vendor instructions."
+    cve["cisaVulnerabilityName"] = "OpenSSH ssh-agent Remote Code Execution"
+    document["vulnerabilities"][1]["cve"]["cisaExploitAdd"] = ""  # present, but empty
+    path = tmp_path / "nvd-kev.json"
+    path.write_text(json.dumps(document))
+    found = advisories(path)
+    assert found["CVE-2023-38408"].kev == KevEntry(
+        "CVE-2023-38408",
+        "2023-08-01",
+        "2023-08-22",
+        None,  # NVD does not copy the ransomware flag: unknown
+        None,
+        None,
+        "OpenSSH ssh-agent Remote Code Execution",
+    )
+    assert found["CVE-2016-0777"].kev is None
+    assert all(a.kev is None for a in advisories(NVD).values())
+
+
 def test_kev_and_epss_entries() -> None:
     iis, nginx = records(KEV)
     assert iis == KevEntry(
