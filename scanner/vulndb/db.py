@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from scanner.model import EPSS_NOTABLE as MODEL_EPSS_NOTABLE
 from scanner.vulndb.importers import VulnDbError, detect_format
 from scanner.vulndb.keys import encode
 from scanner.vulndb.reading import read_batches
@@ -36,7 +37,8 @@ from scanner.vulndb.versions import Ecosystem, VersionError
 SCHEMA_VERSION = 3
 DEFAULT_PATH = Path.home() / ".local" / "share" / "posture" / "vulndb.sqlite"
 BATCH = 5000  # advisories per executemany round
-EPSS_NOTABLE = 0.1  # EPSS probability from which a match ranks right after KEV ones
+# EPSS probability from which a match ranks right after KEV ones (one definition, the model's).
+EPSS_NOTABLE = MODEL_EPSS_NOTABLE
 SUMMARY_CHARS = 300  # of a Match; the database keeps 2,000
 
 CPE_ALIASES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -48,8 +50,8 @@ CPE_ALIASES: dict[str, tuple[tuple[str, str], ...]] = {
     "proftpd": (("proftpd", "proftpd"),),
     "exim": (("exim", "exim"),),
     "postfix": (("postfix", "postfix"),),
-    "redis": (("redis", "redis"),),
-    "mysql": (("oracle", "mysql"), ("mysql", "mysql")),
+    "redis": (("redis", "redis"), ("redislabs", "redis")),  # NVD filed 2015-2021 under redislabs
+    "mysql": (("oracle", "mysql"), ("mysql", "mysql"), ("oracle", "mysql_server")),
     "mariadb": (("mariadb", "mariadb"),),
     "postgresql": (("postgresql", "postgresql"),),
     "iis": (("microsoft", "internet_information_services"), ("microsoft", "iis")),

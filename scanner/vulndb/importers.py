@@ -12,7 +12,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,6 +59,7 @@ class CpeCriterion:
     end_including: str | None
     end_excluding: str | None
     vulnerable: bool
+    any_update: bool = False  # the criterion's update field is "*" (not "-" or a value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,19 +501,56 @@ def cpe_criterion(match: dict[str, Any]) -> CpeCriterion:
     if len(parts) < 7 or parts[:2] != ["cpe", "2.3"]:
         raise VulnDbError(f"bad CPE {str(criteria)[:100]!r}")
     version, update = _cpe_field(parts[5]), _cpe_field(parts[6])
+    vendor, product = _cpe_field(parts[3]).lower()[:200], _cpe_field(parts[4]).lower()[:200]
     exact = None
+    concrete_update = update not in ("*", "-", "")
     if version not in ("*", "-", ""):
-        exact = clip(version + (update if update not in ("*", "-", "") else ""), 100)
+        exact = clip(version + (update if concrete_update else ""), 100)
+    end_including = _bound(match, "versionEndIncluding")
+    if end_including is not None and end_including[-1:].isdigit() and concrete_update:
+        # "up to 7.2" with update p2 means up to 7.2p2 (NVD splits OpenSSH's updates off).
+        end_including = clip(end_including + update, 100)
     return CpeCriterion(
-        vendor=_cpe_field(parts[3]).lower()[:200],
-        product=_cpe_field(parts[4]).lower()[:200],
+        vendor=vendor,
+        product=product,
         version=exact,
         start_including=_bound(match, "versionStartIncluding"),
         start_excluding=_bound(match, "versionStartExcluding"),
-        end_including=_bound(match, "versionEndIncluding"),
+        end_including=end_including,
         end_excluding=_bound(match, "versionEndExcluding"),
         vulnerable=match.get("vulnerable") is True,
+        any_update=update == "*",
     )
+
+
+# Products whose releases carry an update suffix that NVD files in the CPE's update field
+# (OpenSSH 7.7 is OpenBSD's release, 7.7p1 the portable one of the same code).
+_UPDATE_SUFFIXED = frozenset({("openbsd", "openssh")})
+_LAST_UPDATE = "p99"
+
+
+def _with_updates(criteria: list[CpeCriterion]) -> list[CpeCriterion]:
+    """NVD's "up to 7.7" (any update) for OpenSSH means 7.7p1 too (CVE-2018-15473, fixed in
+    7.8) unless the record lists the affected updates of that version itself (CVE-2016-0777:
+    up to 7.1, plus 7.1p1; 7.1p2 is the fix)."""
+    listed = {(c.vendor, c.product, c.version) for c in criteria if c.version}
+    widened = []
+    for c in criteria:
+        end = c.end_including
+        if (
+            end is not None
+            and c.any_update
+            and end[-1:].isdigit()
+            and (c.vendor, c.product) in _UPDATE_SUFFIXED
+            and not any(
+                v is not None and v.startswith(end) and v[len(end) : len(end) + 1].isalpha()
+                for vendor, product, v in listed
+                if (vendor, product) == (c.vendor, c.product)
+            )
+        ):
+            c = replace(c, end_including=end + _LAST_UPDATE)
+        widened.append(c)
+    return widened
 
 
 def nvd_advisory(item: Any) -> Advisory:
@@ -547,7 +585,7 @@ def nvd_advisory(item: Any) -> Advisory:
         severity=severity.upper() if severity else None,
         aliases=(),
         references=_urls(cve.get("references")),
-        cpes=tuple(criteria),
+        cpes=tuple(_with_updates(criteria)),
     )
 
 

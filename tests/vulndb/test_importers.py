@@ -21,6 +21,7 @@ from scanner.vulndb.importers import (
     cpe_criterion,
     cvss3_base_score,
     detect_format,
+    nvd_advisory,
     read,
 )
 
@@ -121,7 +122,9 @@ def test_nvd_records_cvss_and_cpe_criteria() -> None:
     assert ssh.summary is not None and ssh.summary.startswith("The PKCS#11 feature")
     assert ssh.published == "2023-07-20T03:15:10.170"
     upto, exact, patched, _again, platform = ssh.cpes
-    assert upto == CpeCriterion("openbsd", "openssh", None, None, None, None, "9.3", True)
+    assert upto == CpeCriterion(
+        "openbsd", "openssh", None, None, None, None, "9.3", True, any_update=True
+    )
     assert (exact.version, patched.version) == ("9.3", "9.3p1")  # NVD's update folded in
     assert platform.vendor == "debian" and platform.vulnerable is False
     nginx = found["CVE-2021-23017"]
@@ -336,3 +339,40 @@ def test_overlong_fields_are_clipped() -> None:
     assert advisory.aliases == ("CVE-1",)  # repeated once, overlong dropped
     with pytest.raises(VulnDbError, match="is not an advisory id"):
         importers.osv_advisory({"id": "A" * 500})
+
+
+def _openssh_record(*matches: dict[str, object]) -> dict[str, object]:
+    return {
+        "cve": {
+            "id": "CVE-2000-0001",
+            "descriptions": [{"lang": "en", "value": "x"}],
+            "configurations": [{"nodes": [{"operator": "OR", "cpeMatch": list(matches)}]}],
+        }
+    }
+
+
+def _ends(record: dict[str, object]) -> list[str | None]:
+    return [c.end_including for c in nvd_advisory(record).cpes]
+
+
+def test_openssh_inclusive_ends_cover_portable_updates_unless_the_record_lists_them() -> None:
+    """NVD files OpenSSH's portable suffix in the CPE update field: "up to 7.7" (any update)
+    covers 7.7p1 (CVE-2018-15473 was fixed in 7.8); "up to 7.1" next to an exact 7.1p1 does
+    not cover 7.1p2 (CVE-2016-0777's fix); "up to 7.2" with update p2 ends at 7.2p2."""
+    any_update = "cpe:2.3:a:openbsd:openssh:*:*:*:*:*:*:*:*"
+    assert _ends(_openssh_record({"criteria": any_update, "versionEndIncluding": "7.7"})) == [
+        "7.7p99"
+    ]
+    listed = _openssh_record(
+        {"criteria": any_update, "versionEndIncluding": "7.1"},
+        {"criteria": "cpe:2.3:a:openbsd:openssh:7.1:p1:*:*:*:*:*:*"},
+    )
+    assert _ends(listed) == ["7.1", None]
+    p2 = "cpe:2.3:a:openbsd:openssh:*:p2:*:*:*:*:*:*"
+    assert _ends(_openssh_record({"criteria": p2, "versionEndIncluding": "7.2"})) == ["7.2p2"]
+    openbsd_only = "cpe:2.3:a:openbsd:openssh:*:-:*:*:*:*:*:*"
+    assert _ends(_openssh_record({"criteria": openbsd_only, "versionEndIncluding": "7.7"})) == [
+        "7.7"
+    ]
+    other = "cpe:2.3:a:nginx:nginx:*:*:*:*:*:*:*:*"
+    assert _ends(_openssh_record({"criteria": other, "versionEndIncluding": "1.20"})) == ["1.20"]
