@@ -217,7 +217,19 @@ def run():
     return time.perf_counter() - started, found
 cold, found = run()  # reads and parses every product's rows once
 warm, _ = run()  # the same lookups again: what a scan sees once its products are loaded
-print(json.dumps({"seconds": cold, "warm": warm, "matches": found / count,
+# A fleet: the same count of lookups, but of the 1,000 builds (product, version) a large
+# network runs, a few of them on most hosts (Zipf), from a database opened afresh.
+db.close()
+db = VulnDb(Path(sys.argv[1]))
+pool = queries[:1000]
+cumulative, total = [], 0.0
+for rank in range(1, len(pool) + 1):
+    total += 1 / rank
+    cumulative.append(total)
+queries = rng.choices(pool, cum_weights=cumulative, k=count)
+fleet, fleet_found = run()
+print(json.dumps({"seconds": cold, "warm": warm, "matches": found / count, "fleet": fleet,
+                  "fleet_matches": fleet_found / count,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -258,7 +270,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"bench: {size} done", file=sys.stderr, flush=True)
     print("posture vulndb import + lookup (no offline peer: vulners is online-only, vulscan greps)")
-    print(f"{args.lookups} random product/version lookups per size; peak RSS of each process")
+    print(
+        f"{args.lookups} random product/version lookups per size (cold, then the same again: "
+        f"warm); fleet: {args.lookups} lookups of 1,000 builds, Zipf-weighted, as a scan of a "
+        "large network asks; peak RSS of each process"
+    )
     print()
     header = (
         "advisories",
@@ -268,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "lookups/s cold",
         "warm",
         "matches/lookup",
+        "fleet lookups/s",
         "lookup RSS MB",
         "feed MB",
         "db MB",
@@ -283,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.lookups / looked['seconds']:,.0f}",
                 f"{args.lookups / looked['warm']:,.0f}",
                 f"{looked['matches']:.1f}",
+                f"{args.lookups / looked['fleet']:,.0f}",
                 f"{looked['rss_mb']:.0f}",
                 f"{feed / 1e6:.0f}",
                 f"{db_size / 1e6:.0f}",

@@ -650,6 +650,9 @@ class VulnDb:
     every CVE), are kept in a cache bounded in entries."""
 
     MATCHES_CACHED = 20_000  # ~1 KB each, with their summaries
+    # Whole lookups: a fleet runs a few builds of each product, so a scan asks the same
+    # (product, version) over and over. Bounded in lookups, so memory stays flat.
+    RESULTS_CACHED = 2_048
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -659,6 +662,8 @@ class VulnDb:
         self.db.execute("PRAGMA cache_size = -8192")
         # (advisory id, fix) -> the match of an OSV record, None if the advisory is missing.
         self._osv: _Cache[tuple[str, str | None], tuple[Match | None]] = _Cache(self.MATCHES_CACHED)
+        self._results: _Cache[tuple[Any, ...], tuple[Match, ...]] = _Cache(self.RESULTS_CACHED)
+        self._asked: _Cache[tuple[Any, ...], bool] = _Cache(self.RESULTS_CACHED * 8)
         # Ecosystems with OSV ranges at all: a lookup in another one skips the query.
         found = self.db.execute("SELECT value FROM meta WHERE key = 'osv_ecosystems'").fetchone()
         names = json.loads(found[0]) if found and found[0] else []
@@ -688,6 +693,28 @@ class VulnDb:
         OSV ranges of (ecosystem, product), limited to the distro `release` ("12", "22.04")
         when given; and for upstream versions, NVD CPE criteria of `cpe` or `cpe_names`, else
         of CPE_ALIASES[product]. A version no ordering can read matches nothing."""
+        asked = (product, version, ecosystem, release, cpe, tuple(cpe_names))
+        cached = self._results.get(asked)
+        if cached is not None:
+            return list(cached)
+        found = self._lookup(product, version, ecosystem, release, cpe, cpe_names)
+        # Only what is asked twice is kept: a stream of distinct lookups keeps nothing (holding
+        # their matches costs more than it saves), a fleet's few builds are kept at once.
+        if self._asked.get(asked) is None:
+            self._asked.put(asked, True)
+        else:
+            self._results.put(asked, tuple(found))
+        return found
+
+    def _lookup(
+        self,
+        product: str,
+        version: str,
+        ecosystem: Ecosystem,
+        release: str | None,
+        cpe: str | None,
+        cpe_names: Sequence[tuple[str, str]],
+    ) -> list[Match]:
         try:
             key = encode(ecosystem, version)
         except VersionError:

@@ -725,3 +725,22 @@ def test_lookups_agree_with_nvd_bounds_and_come_most_urgent_first(
             assert found == sorted(found, key=lambda m: (m.priority, m.advisory_id))
             hits += len(found)
     assert hits > 100  # the generated criteria cover something
+
+
+def test_repeated_lookups_come_from_a_bounded_cache(built: Path) -> None:
+    with VulnDb(built) as db:
+        first = db.lookup("openssh", "9.3p1")
+        asked = ("openssh", "9.3p1", Ecosystem.UPSTREAM, None, None, ())
+        assert first and db._results.get(asked) is None  # asked once: not kept
+        first.clear()  # the caller's list is its own
+        assert db.lookup("openssh", "9.3p1") and db._results.get(asked)  # asked twice: kept
+        again = db.lookup("openssh", "9.3p1")
+        assert again and again == db.lookup("openssh", "9.3p1")
+        for n in range(db.RESULTS_CACHED * 2):
+            db.lookup("openssh", f"1.{n}")
+            db.lookup("openssh", f"1.{n}")
+        assert len(db._results) <= db.RESULTS_CACHED
+        # A distro release is part of what was asked.
+        assert db.lookup("openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="11") != (
+            db.lookup("openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="12")
+        )
