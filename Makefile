@@ -34,6 +34,7 @@ lint: setup
 bench: setup
 	$(PY) bench/portscan.py
 	$(PY) bench/tls.py
+	$(PY) bench/vulndb.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis
