@@ -160,6 +160,8 @@ def pick(given: T | None, default: T) -> T:
 )
 @click.option(
     "--ssh-key",
+    "--key",
+    "ssh_key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Private key for --ssh (default: the SSH agent and ~/.ssh).",
@@ -421,7 +423,9 @@ def _ssh_options(
 ) -> dict[str, Any]:
     if spec is None:
         if key is not None or known_hosts is not None or accept_new:
-            raise click.UsageError("--ssh-key, --known-hosts and --accept-new-host-key need --ssh")
+            raise click.UsageError(
+                "--ssh-key (--key), --known-hosts and --accept-new-host-key need --ssh"
+            )
         return {}
     user, at, host = spec.partition("@")
     if not user or (at and not host):

@@ -165,3 +165,14 @@ def test_local_needs_one_of_this_machines_addresses() -> None:
     refused = posture("scan", "192.0.2.1", "--local", "--ports", "22", "--db", "/dev/null/x")
     assert refused.returncode == 2
     assert "none of the targets is one of its addresses" in refused.stderr
+
+
+def test_ssh_key_options_need_ssh(tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    key.write_text("not used\n")
+    for flag in ("--key", "--ssh-key"):
+        proc = posture("scan", "127.0.98.32", "--ports", "22", flag, str(key))
+        assert proc.returncode == 2
+        assert (
+            "--ssh-key (--key), --known-hosts and --accept-new-host-key need --ssh" in proc.stderr
+        )
