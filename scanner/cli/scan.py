@@ -398,17 +398,20 @@ def describe_inventory(inventory: Inventory) -> str:
 def _vulndb(path: Path, cfg: Config, quiet: bool) -> Path:
     """The advisory database to match against: built from the bundled advisories when there
     is none yet; a stale one is used, with a warning on stderr."""
+    existed = path.exists()
     try:
         built = ensure_database(path)
         found = status(path, max_age_days=cfg.vulndb_max_age_days)
     except VulnDbError as exc:
         raise ConfigError(f"advisory database: {exc} (or scan with --no-vulns)") from None
-    if built is not None:
+    if built is not None and not existed:
         click.echo(
             f"posture: built the advisory database {path} from posture's bundled advisories "
             f"({built.advisories}); import full feeds with `posture vulndb import`",
             err=True,
         )
+    elif built is not None:
+        click.echo(f"posture: migrated the advisory database {path} to this version", err=True)
     if found.warning and not quiet:
         click.echo(f"posture: warning: {found.warning}", err=True)
     return path

@@ -10,9 +10,11 @@ import datetime as dt
 import json
 import logging
 import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
-from scanner.vulndb.db import ImportReport, VulnDbError, import_files
+from scanner.vulndb.db import SCHEMA_VERSION, ImportReport, VulnDbError, import_files
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +59,32 @@ def import_bundle(db_path: Path | str) -> ImportReport:
 
 
 def ensure_database(db_path: Path) -> ImportReport | None:
-    """Build the database from the bundle when there is none at `db_path` yet; None when one
-    was already there."""
-    if db_path.exists():
+    """Build the database from the bundle when there is none at `db_path` yet, or bring one an
+    older posture built to this posture's schema (in place, keeping every advisory); None when
+    it was usable as it was."""
+    if not db_path.exists():
+        report = import_bundle(db_path)
+        log.info("built %s from posture's bundled advisories (%d)", db_path, report.advisories)
+        return report
+    found = _schema_of(db_path)
+    if found is not None and found < SCHEMA_VERSION:
+        report = import_files(db_path, [])
+        log.info("migrated %s to advisory schema %d", db_path, SCHEMA_VERSION)
+        return report
+    return None
+
+
+def _schema_of(path: Path) -> int | None:
+    """The schema version an advisory database file says it has (None: not one)."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError:
         return None
-    report = import_bundle(db_path)
-    log.info("built %s from posture's bundled advisories (%d)", db_path, report.advisories)
-    return report
+    try:
+        return int(row[0]) if row else None
+    except (TypeError, ValueError):
+        return None
 
 
 __all__ = [

@@ -11,6 +11,7 @@ import random
 import sqlite3
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -744,3 +745,20 @@ def test_repeated_lookups_come_from_a_bounded_cache(built: Path) -> None:
         assert db.lookup("openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="11") != (
             db.lookup("openssh", "1:9.2p1-2", ecosystem=Ecosystem.DEBIAN, release="12")
         )
+
+
+def test_a_scan_migrates_an_older_database_instead_of_failing(tmp_path: Path) -> None:
+    """An advisory database an earlier posture built is brought to this schema, its advisories
+    kept, the first time a scan (ensure_database) opens it; a current one is left alone."""
+    from scanner.vulndb.bundled import ensure_database
+
+    path = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(path)) as old:
+        old.executescript(V1_SCHEMA)
+    assert ensure_database(path) is not None
+    with VulnDb(path) as db:
+        assert [m.cves for m in db.lookup("openssh", "9.7p1")] == [("CVE-2024-6387",)]
+    assert ensure_database(path) is None
+    fresh = tmp_path / "new.sqlite"
+    built = ensure_database(fresh)
+    assert built is not None and built.advisories > 100  # the bundle
