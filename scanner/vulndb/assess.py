@@ -27,7 +27,7 @@ from scanner.model import (
     Vulnerability,
 )
 from scanner.probes.banners import CPE_NAMES, Software, cpe_for, software_of
-from scanner.probes.inventory import Inventory, Package
+from scanner.probes.inventory import Inventory, OsRelease, Package
 from scanner.vulndb.db import CPE_ALIASES, Match, VulnDb
 from scanner.vulndb.versions import Ecosystem, VersionError, sort_key
 
@@ -68,6 +68,13 @@ DISTRO_ECOSYSTEMS = {
     "debian": Ecosystem.DEBIAN,
     "ubuntu": Ecosystem.UBUNTU,
     "alpine": Ecosystem.ALPINE,
+}
+# RPM-family distributions with OSV advisories, by os-release ID: the release (as the importer
+# stores it) their packages are judged by; RHEL's covers every stream (baseos, appstream, ...).
+RPM_DISTROS = {
+    "rocky": "rocky linux:{major}",
+    "almalinux": "almalinux:{major}",
+    "rhel": "red hat:enterprise_linux:{major}",
 }
 _DISTRO_NAMES = {
     "debian": "Debian",
@@ -212,17 +219,6 @@ class Assessor:
             self._releases[key] = found
         return found
 
-    def has_release(self, ecosystem: Ecosystem, release: str) -> bool:
-        """Whether the database holds any advisory for this distro release."""
-        known = self._distro_releases.get(ecosystem.value)
-        if known is None:
-            rows = self.db.db.execute(
-                "SELECT DISTINCT release FROM affected WHERE ecosystem = ?", (ecosystem.value,)
-            )
-            known = frozenset(row[0] for row in rows)
-            self._distro_releases[ecosystem.value] = known
-        return release in known
-
     # --- banners ----------------------------------------------------------------------------
 
     def _distro_build(
@@ -317,27 +313,58 @@ class Assessor:
 
     # --- packages ---------------------------------------------------------------------------
 
+    def releases_of(self, ecosystem: Ecosystem) -> frozenset[str]:
+        """Every distro release the database holds advisories of, in this ecosystem."""
+        known = self._distro_releases.get(ecosystem.value)
+        if known is None:
+            rows = self.db.db.execute(
+                "SELECT DISTINCT release FROM affected WHERE ecosystem = ?", (ecosystem.value,)
+            )
+            known = frozenset(row[0] for row in rows)
+            self._distro_releases[ecosystem.value] = known
+        return known
+
+    def host_releases(self, os: OsRelease) -> tuple[Ecosystem, list[str], str] | None:
+        """The ecosystem, the advisory releases that judge this OS's packages (RHEL's several
+        streams: baseos, appstream, ...), and its name; None when posture knows no
+        advisories for such hosts."""
+        major = (os.version_id or "").split(".")[0]
+        if os.id in RPM_DISTROS:
+            prefix = RPM_DISTROS[os.id].format(major=major)
+            releases = [
+                r
+                for r in self.releases_of(Ecosystem.RPM)
+                if r == prefix or r.startswith(prefix + ":")
+            ]
+            return Ecosystem.RPM, sorted(releases), f"{os.pretty_name or os.id} ({prefix})"
+        ecosystem = DISTRO_ECOSYSTEMS.get(os.id)
+        if ecosystem is None:
+            return None
+        release = _release_of(ecosystem, os.version_id)
+        known = release is not None and release in self.releases_of(ecosystem)
+        return ecosystem, [release] if known and release else [], f"{ecosystem.value} {release}"
+
     def packages(self, inventory: Inventory) -> tuple[list[Vulnerability], str | None]:
-        """Advisories matching the installed packages, by the distro's own advisories; and
-        why they could not be judged (None when they were)."""
+        """Advisories matching the installed packages, by the distro's own advisories for the
+        host's release; and why they could not be judged (None when they were)."""
         os = inventory.os
         if os is None:
             return [], "the host's OS release is unknown"
-        ecosystem = DISTRO_ECOSYSTEMS.get(os.id)
-        if ecosystem is None:
+        judged = self.host_releases(os)
+        if judged is None:
             return [], f"posture has no package advisories for {os.id} hosts"
-        release = _release_of(ecosystem, os.version_id)
-        if release is None or not self.has_release(ecosystem, release):
+        ecosystem, releases, name = judged
+        if not releases:
             return [], (
-                f"the advisory database holds no {ecosystem.value} {release or '?'} advisories "
-                f"(import {ecosystem.value}'s OSV all.zip with `posture vulndb import`)"
+                f"the advisory database holds no advisories for {name} (import the "
+                "distribution's OSV all.zip with `posture vulndb import`)"
             )
-        found: list[Vulnerability] = []
-        for package, version in _source_packages(inventory.packages, ecosystem):
+        found: dict[str, Vulnerability] = {}
+        for package, version in _installed(inventory.packages, ecosystem):
             item = _Found(package, version, "package")
-            for match in self.db.lookup(package, version, ecosystem=ecosystem, release=release):
-                found.append(
-                    _vulnerability(
+            for release in releases:
+                for match in self.db.lookup(package, version, ecosystem=ecosystem, release=release):
+                    vulnerability = _vulnerability(
                         match,
                         item,
                         Confidence.CERTAIN,
@@ -345,8 +372,8 @@ class Assessor:
                         release=release,
                         reason=f"installed package {package} {version}",
                     )
-                )
-        return found, None
+                    found.setdefault(vulnerability.key, vulnerability)
+        return list(found.values()), None
 
     # --- a host -----------------------------------------------------------------------------
 
@@ -396,15 +423,15 @@ def _release_of(ecosystem: Ecosystem, version_id: str | None) -> str | None:
     return version_id
 
 
-def _source_packages(
-    packages: Iterable[Package], ecosystem: Ecosystem
-) -> Iterator[tuple[str, str]]:
-    """(source package, source version) once each: distro advisories name source packages,
-    and one source builds many binaries. A version the ordering cannot read is skipped."""
+def _installed(packages: Iterable[Package], ecosystem: Ecosystem) -> Iterator[tuple[str, str]]:
+    """(package, version) once each, as the distro's advisories name them: Debian's and
+    Ubuntu's by source package (one source builds many binaries), the RPM family's and
+    Alpine's by the installed package itself. A version the ordering cannot read is skipped."""
     seen: set[tuple[str, str]] = set()
+    by_source = ecosystem.dpkg_like
     for package in packages:
-        name = package.source or package.name
-        version = package.source_version or package.version
+        name = (package.source or package.name) if by_source else package.name
+        version = (package.source_version or package.version) if by_source else package.version
         try:
             sort_key(ecosystem, version)
         except VersionError:

@@ -315,11 +315,16 @@ def _severity_name(score: float | None) -> str | None:
 
 def _release(ecosystem: str) -> str:
     """The release part of an OSV ecosystem string, as lookups name it: "Debian:12" -> "12",
-    "Ubuntu:22.04:LTS" -> "22.04", "Alpine:v3.18" -> "3.18", "npm" -> ""."""
+    "Ubuntu:22.04:LTS" -> "22.04", "Alpine:v3.18" -> "3.18", "npm" -> "". The RPM family
+    shares one version ordering, so its releases keep the distribution's name: "Rocky Linux:9"
+    -> "rocky linux:9", "Red Hat:enterprise_linux:9::appstream" ->
+    "red hat:enterprise_linux:9:appstream" (a Rocky host is never judged by AlmaLinux's fixes)."""
     name, _, rest = ecosystem.partition(":")
     if not rest or Ecosystem.parse(name) is Ecosystem.UPSTREAM:
         return ""
     parts = [p for p in rest.lower().split(":") if p and p != "lts"]
+    if Ecosystem.parse(name) is Ecosystem.RPM:
+        parts.insert(0, name.strip().lower())
     release = ":".join(parts)[:60]
     return release[1:] if name.strip().lower() == "alpine" and release.startswith("v") else release
 

@@ -170,7 +170,7 @@ def test_what_cannot_be_judged_is_listed(db: VulnDb) -> None:
     )
     assessment = Assessor(db).host(_host(inventory=buster))
     assert assessment.unassessed == (HOST_LEVEL,)
-    assert "no Debian 10 advisories" in assessment.notes[0]
+    assert "no advisories for Debian 10" in assessment.notes[0]
 
 
 def test_the_vulns_pack_turns_matches_into_findings(db: VulnDb) -> None:
@@ -242,3 +242,44 @@ def test_versions_read_by_active_checks_are_used_when_nmap_has_none() -> None:
     # A version that is not one is ignored.
     odd = Service(port=6379, proto="tcp", state="open", checks={"redis": {"version": "$(reboot)"}})
     assert software_on(odd) is None
+
+
+def test_rpm_hosts_are_judged_by_their_own_distributions_advisories(tmp_path: Path) -> None:
+    """Rocky, AlmaLinux and RHEL share RPM's version ordering but not their builds: a Rocky
+    host is judged by Rocky's records (by the installed package's own name, epoch-aware), a
+    RHEL host by every RHEL stream, an AlmaLinux host by Alma's; a CentOS host is not judged.
+    (The fixture is shaped like the three distributions' OSV records.)"""
+    path = tmp_path / "rpm.sqlite"
+    import_files(path, [DATA / "osv-rpm-openssh.json"])
+
+    def host(os_id: str, version: str, *packages: Package) -> Host:
+        inventory = Inventory(
+            host="x",
+            os=OsRelease(os_id, version, None),
+            kernel=None,
+            manager="rpm",
+            packages=packages,
+        )
+        return _host(inventory=inventory)
+
+    old = Package("openssh-server", "8.7p1-34.el9", "rpm", "x86_64", "openssh")
+    fixed = Package("openssh-server", "8.7p1-38.el9_4.1", "rpm", "x86_64", "openssh")
+    with VulnDb(path) as db:
+        assessor = Assessor(db)
+        rocky = assessor.host(host("rocky", "9.3", old))
+        assert [(v.advisory_id, v.release, v.confidence) for v in rocky.found] == [
+            ("CVE-2024-6387", "rocky linux:9", Confidence.CERTAIN)
+        ]
+        assert rocky.found[0].fixed_version == "0:8.7p1-38.el9_4.1"
+        assert rocky.found[0].product == "openssh-server"
+        assert assessor.host(host("rocky", "9.4", fixed)).found == ()
+        rhel = assessor.host(host("rhel", "9.4", old))
+        assert [v.release for v in rhel.found] == ["red hat:enterprise_linux:9:baseos"]
+        alma = assessor.host(host("almalinux", "9.4", fixed))
+        # Alma's own build of the fix sorts after RHEL's: the RHEL-numbered one is older.
+        assert [v.fixed_version for v in alma.found] == ["8.7p1-38.el9_4.1.alma.1"]
+        eight = assessor.host(host("rocky", "8.10", old))
+        assert eight.found == () and eight.unassessed == (HOST_LEVEL,)
+        assert "rocky linux:8" in eight.notes[0]
+        centos = assessor.host(host("centos", "7", old))
+        assert centos.unassessed == (HOST_LEVEL,) and "centos" in centos.notes[0]
