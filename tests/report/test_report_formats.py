@@ -172,3 +172,68 @@ def test_tls_endpoints_are_listed_with_their_grade(name: str, ordinary: ReportDa
     assert "insecure renegotiation" in text  # the reason behind the F
     assert "<script>" not in text and "\x1b" not in text
     assert "TLS endpoints" not in render(name, ordinary)  # no section without endpoints
+
+
+def _vulnerability_findings() -> tuple[StoredFinding, ...]:
+    from report_data import HOSTILE
+
+    def vuln(ident: str, port: int | None, **evidence: object) -> StoredFinding:
+        return make_finding(
+            rule_id="vulns.known-vulnerability",
+            title=f"{ident} in openssh 7.2p2",
+            port=port,
+            proto="tcp" if port else None,
+            discriminator=f"openssh:{ident}",
+            cves=(ident,),
+            evidence={
+                "vuln.id": ident,
+                "vuln.product": "openssh",
+                "vuln.version": "7.2p2",
+                **evidence,
+            },
+        )
+
+    return (
+        vuln("CVE-2016-6210", 22, **{"vuln.cvss": 5.9, "vuln.priority": "cvss"}),
+        vuln(
+            "CVE-2023-38408",
+            22,
+            **{
+                "vuln.cvss": 9.8,
+                "vuln.epss": 0.62,
+                "vuln.priority": "epss",
+                "vuln.reason": HOSTILE,
+            },
+        ),
+        vuln(
+            "CVE-2021-41773",
+            80,
+            **{
+                "vuln.cvss": 7.5,
+                "vuln.kev": True,
+                "vuln.kev_ransomware": True,
+                "vuln.priority": "kev",
+                "vuln.fixed_version": "2.4.50",
+            },
+        ),
+        vuln("CVE-2024-6387", None, **{"vuln.cvss": 8.1, "vuln.priority": "cvss"}),
+    )
+
+
+@pytest.mark.parametrize("name", ["html", "md", "json"])
+def test_vulnerabilities_lead_most_urgent_first(name: str) -> None:
+    data = make_data(_vulnerability_findings())
+    text = render(name, data)
+    order = ["CVE-2021-41773", "CVE-2023-38408", "CVE-2024-6387", "CVE-2016-6210"]
+    if name == "json":
+        rows = json.loads(text)["vulnerabilities"]
+        assert [r["id"] for r in rows] == order
+        assert rows[0]["kev"] is True and rows[0]["kev_ransomware"] is True
+        assert rows[0]["fixed_version"] == "2.4.50" and rows[2]["port"] is None
+        assert "\x1b" not in rows[1]["reason"]
+        return
+    section = text[text.index("Vulnerabilities, most urgent first") :]
+    assert [section.index(i) for i in order] == sorted(section.index(i) for i in order)
+    assert "KEV, ransomware" in section and "(package)" in section
+    assert "<script>" not in text and "\x1b" not in text
+    assert "Vulnerabilities, most urgent" not in render(name, make_data((make_finding(),)))
