@@ -460,7 +460,7 @@ def read_osv_zip(path: Path) -> Iterator[Record]:
 
 
 def _cvss(metrics: Any) -> tuple[float | None, str | None, str | None]:
-    """The NVD record's best score: the newest CVSS version, its Primary (NVD's own) metric."""
+    """The NVD record's best score: the newest CVSS version, NVD's own metric of it."""
     if not isinstance(metrics, dict):
         return None, None, None
     for key in ("cvssMetricV40", "cvssMetricV31", "cvssMetricV30", "cvssMetricV2"):
@@ -468,8 +468,11 @@ def _cvss(metrics: Any) -> tuple[float | None, str | None, str | None]:
         if not found:
             continue
         entries = _dicts(found)
+        # NVD's own analysis first: its Primary metric, else NVD's Secondary one (NVD files its
+        # score as Secondary when a CNA scored first), else the CNA's.
         primary = [m for m in entries if m.get("type") == "Primary"]
-        for metric in primary or entries:
+        nvd = [m for m in entries if m.get("source") == "nvd@nist.gov"]
+        for metric in primary or nvd or entries:
             data = metric.get("cvssData")
             score = data.get("baseScore") if isinstance(data, dict) else None
             if isinstance(score, int | float) and not isinstance(score, bool) and 0 <= score <= 10:

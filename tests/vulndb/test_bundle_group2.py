@@ -110,12 +110,63 @@ VULNERABLE = [
         ("CVE-2012-2122", None, 5.1),
     ),
     ("mariadb", "10.6.8", {"CVE-2023-5157"}, ("CVE-2023-5157", "10.6.9", 7.5)),
-    ("postgresql", "9.6.5", {"CVE-2018-1058"}, ("CVE-2018-1058", "9.6.8", 8.8)),
+    (
+        "postgresql",
+        "9.6.5",
+        {"CVE-2018-1058", "CVE-2020-25695", "CVE-2021-32027"},
+        ("CVE-2018-1058", "9.6.8", 8.8),
+    ),
+    (
+        "postgresql",
+        "9.5.10",
+        {"CVE-2018-1058", "CVE-2020-25695"},
+        # NVD's first CVE-2020-25695 range has no lower bound: everything before 9.5.24.
+        ("CVE-2020-25695", "9.5.24", 8.8),
+    ),
     (
         "postgresql",
         "11.3",
-        {"CVE-2019-10164", "CVE-2023-39417", "CVE-2023-5869"},
+        {
+            "CVE-2019-10164",
+            "CVE-2020-25695",
+            "CVE-2021-32027",
+            "CVE-2022-1552",
+            "CVE-2023-2454",
+            "CVE-2023-39417",
+            "CVE-2023-5869",
+        },
         ("CVE-2019-10164", "11.4", 8.8),
+    ),
+    (
+        "postgresql",
+        "12.4",
+        {
+            "CVE-2020-25695",
+            "CVE-2021-32027",
+            "CVE-2022-1552",
+            "CVE-2023-2454",
+            "CVE-2023-39417",
+            "CVE-2023-5869",
+        },
+        ("CVE-2020-25695", "12.5", 8.8),
+    ),
+    (
+        "postgresql",
+        "13.2",
+        {"CVE-2021-32027", "CVE-2022-1552", "CVE-2023-2454", "CVE-2023-39417", "CVE-2023-5869"},
+        ("CVE-2021-32027", "13.3", 8.8),
+    ),
+    (
+        "postgresql",
+        "14.2",
+        {"CVE-2022-1552", "CVE-2023-2454", "CVE-2023-39417", "CVE-2023-5869"},
+        ("CVE-2022-1552", "14.3", 8.8),
+    ),
+    (
+        "postgresql",
+        "15.2",
+        {"CVE-2023-2454", "CVE-2023-39417", "CVE-2023-5869"},
+        ("CVE-2023-2454", "15.3", 7.2),
     ),
     ("postgresql", "16.0", {"CVE-2023-5869"}, ("CVE-2023-5869", None, 8.8)),
     ("postgresql", "15.3", {"CVE-2023-39417", "CVE-2023-5869"}, ("CVE-2023-39417", "15.4", 8.8)),
@@ -124,11 +175,87 @@ VULNERABLE = [
     ("iis", "7.5", {"CVE-2010-3972", "CVE-2010-2730"}, ("CVE-2010-2730", None, 9.3)),
     (
         "samba",
+        "3.6.25",
+        {
+            "CVE-2016-2118",
+            "CVE-2017-7494",
+            "CVE-2020-1472",
+            "CVE-2021-20254",
+            "CVE-2021-44142",
+            "CVE-2022-38023",
+            "CVE-2023-3961",
+        },
+        ("CVE-2021-20254", "4.12.15", 6.8),
+    ),
+    (
+        "samba",
+        "4.3.6",
+        {
+            "CVE-2016-2118",
+            "CVE-2017-7494",
+            "CVE-2020-1472",
+            "CVE-2020-25719",
+            "CVE-2021-20254",
+            "CVE-2021-44142",
+            "CVE-2022-38023",
+            "CVE-2023-3961",
+        },
+        # NVD's range ends at 4.3.7 (the description says "4.3.x before 4.3.8").
+        ("CVE-2016-2118", "4.3.7", 7.5),
+    ),
+    (
+        "samba",
         "4.5.9",
-        {"CVE-2017-7494", "CVE-2021-44142", "CVE-2023-3961"},
+        {
+            "CVE-2017-7494",
+            "CVE-2020-1472",
+            "CVE-2020-25719",
+            "CVE-2021-20254",
+            "CVE-2021-44142",
+            "CVE-2022-38023",
+            "CVE-2023-3961",
+        },
         ("CVE-2017-7494", "4.5.10", 9.8),
     ),
-    ("samba", "4.15.4", {"CVE-2021-44142", "CVE-2023-3961"}, ("CVE-2021-44142", "4.15.5", 8.8)),
+    (
+        "samba",
+        "4.12.6",
+        {
+            "CVE-2020-1472",
+            "CVE-2020-25719",
+            "CVE-2021-20254",
+            "CVE-2021-44142",
+            "CVE-2022-38023",
+            "CVE-2023-3961",
+        },
+        # The first v3.1 entry of the record (Microsoft's, Secondary): NVD has no Primary one.
+        ("CVE-2020-1472", "4.12.7", 10.0),  # NVD's own (Secondary) v3.1, not the CNA's 5.5
+    ),
+    (
+        "samba",
+        "4.13.13",
+        {"CVE-2020-25719", "CVE-2021-44142", "CVE-2022-38023", "CVE-2023-3961"},
+        ("CVE-2020-25719", "4.13.14", 7.2),
+    ),
+    (
+        "samba",
+        "4.14.3",
+        {
+            "CVE-2020-25719",
+            "CVE-2021-20254",
+            "CVE-2021-44142",
+            "CVE-2022-38023",
+            "CVE-2023-3961",
+        },
+        ("CVE-2021-20254", "4.14.4", 6.8),
+    ),
+    (
+        "samba",
+        "4.15.4",
+        {"CVE-2021-44142", "CVE-2022-38023", "CVE-2023-3961"},
+        ("CVE-2021-44142", "4.15.5", 8.8),
+    ),
+    ("samba", "4.17.3", {"CVE-2022-38023", "CVE-2023-3961"}, ("CVE-2022-38023", "4.17.4", 8.1)),
     ("samba", "4.18.7", {"CVE-2023-3961"}, ("CVE-2023-3961", "4.18.8", 9.8)),
     (
         "elasticsearch",
@@ -189,8 +316,10 @@ def test_a_fixed_version_matches_nothing(tmp_path: Path, product: str, version: 
 
 def test_cisa_kev_flags_the_catalogued_cves(tmp_path: Path) -> None:
     samba = _lookup(_database(tmp_path, "samba"), "samba", "4.6.3")
-    assert samba["CVE-2017-7494"].kev and samba["CVE-2017-7494"].kev_ransomware is False
-    assert not samba["CVE-2023-3961"].kev
+    # The catalog marks both as used in ransomware campaigns ("Known").
+    assert samba["CVE-2017-7494"].kev and samba["CVE-2017-7494"].kev_ransomware is True
+    assert samba["CVE-2020-1472"].kev and samba["CVE-2020-1472"].kev_ransomware is True
+    assert {c for c, m in samba.items() if m.kev} == {"CVE-2017-7494", "CVE-2020-1472"}
     iis = _lookup(_database(tmp_path, "iis"), "iis", "6.0")
     assert iis["CVE-2017-7269"].kev and not iis["CVE-2009-1535"].kev
     elastic = _lookup(_database(tmp_path, "elasticsearch"), "elasticsearch", "1.1.1")
@@ -217,6 +346,7 @@ def test_the_kev_file_holds_exactly_the_bundled_records_cisa_lists() -> None:
             "CVE-2015-1427",
             "CVE-2017-7269",
             "CVE-2017-7494",
+            "CVE-2020-1472",
             "CVE-2022-0543",
         }
     )
@@ -225,6 +355,31 @@ def test_the_kev_file_holds_exactly_the_bundled_records_cisa_lists() -> None:
         assert entries[cve]["dueDate"] == record["cisaActionDue"]
         assert entries[cve]["vulnerabilityName"] == record["cisaVulnerabilityName"]
     assert entries["CVE-2017-7494"]["dateAdded"] == "2023-03-30"
+    assert entries["CVE-2020-1472"]["dueDate"] == "2020-09-21"
+
+
+# The catalog's own fields (cisagov/kev-data known_exploited_vulnerabilities.csv), per entry:
+# vendorProject, product, knownRansomwareCampaignUse, cwes.
+CATALOG = {
+    "CVE-2014-3120": ("Elastic", "Elasticsearch", "Unknown", ["CWE-284"]),
+    "CVE-2015-1427": ("Elastic", "Elasticsearch", "Unknown", ["CWE-284"]),
+    "CVE-2017-7269": ("Microsoft", "Internet Information Services (IIS)", "Unknown", ["CWE-119"]),
+    "CVE-2017-7494": ("Samba", "Samba", "Known", ["CWE-94"]),
+    "CVE-2020-1472": ("Microsoft", "Netlogon", "Known", ["CWE-330"]),
+    "CVE-2022-0543": ("Redis", "Debian-specific Redis Servers", "Unknown", ["CWE-862"]),
+}
+
+
+def test_the_kev_entries_carry_the_catalog_fields() -> None:
+    catalog = json.loads(KEV_FILE.read_text(encoding="utf-8"))
+    entries = {e["cveID"]: e for e in catalog["vulnerabilities"]}
+    assert set(entries) == set(CATALOG)
+    for cve, (vendor, product, ransomware, cwes) in CATALOG.items():
+        entry = entries[cve]
+        assert (entry["vendorProject"], entry["product"]) == (vendor, product)
+        assert entry["knownRansomwareCampaignUse"] == ransomware
+        assert entry["cwes"] == cwes
+        assert entry["shortDescription"] and entry["notes"].endswith(f"/vuln/detail/{cve}")
 
 
 def test_debian_redis_lua_escape_is_bundled_but_names_no_version(tmp_path: Path) -> None:

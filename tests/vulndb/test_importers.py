@@ -379,3 +379,26 @@ def test_openssh_inclusive_ends_cover_portable_updates_unless_the_record_lists_t
     ]
     other = "cpe:2.3:a:nginx:nginx:*:*:*:*:*:*:*:*"
     assert _ends(_openssh_record({"criteria": other, "versionEndIncluding": "1.20"})) == ["1.20"]
+
+
+def test_nvd_own_metric_wins_over_a_cna_one_when_none_is_primary() -> None:
+    """NVD files its score as Secondary when a CNA scored first (CVE-2020-1472: Microsoft's
+    local 5.5 beside NVD's 10.0): NVD's own is the one kept."""
+
+    def metric(source: str, kind: str, vector: str, score: float) -> dict[str, object]:
+        return {
+            "source": source,
+            "type": kind,
+            "cvssData": {"version": "3.1", "vectorString": vector, "baseScore": score},
+        }
+
+    cna = metric(
+        "secure@microsoft.com", "Secondary", "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N", 5.5
+    )
+    nvd = metric("nvd@nist.gov", "Secondary", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", 10.0)
+    assert importers._cvss({"cvssMetricV31": [cna, nvd]})[0] == 10.0
+    primary = metric(
+        "cna@example.org", "Primary", "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:H/A:H", 8.1
+    )
+    assert importers._cvss({"cvssMetricV31": [cna, nvd, primary]})[0] == 8.1
+    assert importers._cvss({"cvssMetricV31": [cna]})[0] == 5.5
