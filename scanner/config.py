@@ -9,14 +9,17 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanner.errors import ConfigError
+
+if TYPE_CHECKING:
+    from scanner.store.sla import SlaPolicy
 
 DEFAULT_CONFIG = Path("posture.toml")
 DEFAULT_DB = Path("posture.db")
 
-_TOP_KEYS = {"db", "scope", "exclude", "packs", "scan", "vulndb", "vulndb_max_age_days"}
+_TOP_KEYS = {"db", "scope", "exclude", "packs", "scan", "vulndb", "vulndb_max_age_days", "sla"}
 _SCAN_KEYS = {
     "ports",
     "concurrency",
@@ -53,6 +56,7 @@ class Config:
     scan: ScanDefaults = field(default_factory=ScanDefaults)
     vulndb: Path | None = None  # the advisory database (default: ~/.local/share/posture)
     vulndb_max_age_days: float = 7.0  # `posture vulndb status` warns past this age
+    sla: SlaPolicy | None = None  # [sla] days per severity; None: the defaults (7/30/90/180)
 
 
 def _str_list(value: Any, key: str, path: Path) -> tuple[str, ...]:
@@ -84,7 +88,7 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    unknown = set(raw) - _TOP_KEYS - {"jobs", "sla"}  # jobs/sla belong to later commands
+    unknown = set(raw) - _TOP_KEYS - {"jobs"}  # jobs belong to a later command
     if unknown:
         raise ConfigError(f"{path}: unknown key(s): {', '.join(sorted(unknown))}")
     base = path.parent
@@ -119,6 +123,12 @@ def load_config(path: Path | None = None) -> Config:
     if isinstance(max_age, bool) or not isinstance(max_age, int | float) or max_age <= 0:
         raise ConfigError(f"{path}: 'vulndb_max_age_days' must be a positive number")
 
+    sla = None
+    if "sla" in raw:
+        from scanner.store.sla import SlaPolicy  # only configs that set SLAs pay for it
+
+        sla = SlaPolicy.parse(raw["sla"], str(path))
+
     def relative(items: tuple[str, ...]) -> tuple[str, ...]:
         # "@file" entries are relative to the config file, like every path in it
         return tuple(f"@{base / i[1:]}" if i.startswith("@") else i for i in items)
@@ -132,4 +142,5 @@ def load_config(path: Path | None = None) -> Config:
         scan=scan,
         vulndb=(base / vulndb) if vulndb else None,
         vulndb_max_age_days=float(max_age),
+        sla=sla,
     )

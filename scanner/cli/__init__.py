@@ -22,6 +22,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("scanner.cli.rules", "rules_group"),
     "scan": ("scanner.cli.scan", "scan_command"),
     "scans": ("scanner.cli.findings", "scans_cmd"),
+    "sla": ("scanner.cli.sla", "sla_command"),
     "tls": ("scanner.cli.tls", "tls_command"),
     "vulndb": ("scanner.cli.vulndb", "vulndb_group"),
 }
