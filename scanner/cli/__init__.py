@@ -16,6 +16,7 @@ from scanner.safetext import for_terminal
 # needs neither the store nor the report templates, and Python start-up is most of the wall
 # time of a one-endpoint assessment.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "compliance": ("scanner.cli.compliance", "compliance_command"),
     "diff": ("scanner.cli.diff", "diff_command"),
     "findings": ("scanner.cli.findings", "findings_cmd"),
     "report": ("scanner.cli.report", "report_command"),

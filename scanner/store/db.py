@@ -262,6 +262,12 @@ class Store:
                 )
         return scan_from_row(rows[0]) if rows else None
 
+    def scan_rules(self, scan_id: int) -> frozenset[str]:
+        """The ids of the rules a scan evaluated: what it could find, and close."""
+        with self._lock:
+            row = self._scan_row(scan_id)
+        return frozenset(json.loads(row["rules"] or "[]"))
+
     def list_scans(self) -> list[ScanRecord]:
         with self._lock:
             return [scan_from_row(r) for r in self._rows("SELECT * FROM scans ORDER BY id")]
