@@ -7,6 +7,7 @@ typo never silently widens a scope.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,23 @@ from typing import TYPE_CHECKING, Any
 from scanner.errors import ConfigError
 
 if TYPE_CHECKING:
+    from scanner.jobs import Job
     from scanner.store.sla import SlaPolicy
 
 DEFAULT_CONFIG = Path("posture.toml")
 DEFAULT_DB = Path("posture.db")
 
-_TOP_KEYS = {"db", "scope", "exclude", "packs", "scan", "vulndb", "vulndb_max_age_days", "sla"}
+_TOP_KEYS = {
+    "db",
+    "scope",
+    "exclude",
+    "packs",
+    "scan",
+    "vulndb",
+    "vulndb_max_age_days",
+    "sla",
+    "jobs",
+}
 _SCAN_KEYS = {
     "ports",
     "concurrency",
@@ -57,6 +69,7 @@ class Config:
     vulndb: Path | None = None  # the advisory database (default: ~/.local/share/posture)
     vulndb_max_age_days: float = 7.0  # `posture vulndb status` warns past this age
     sla: SlaPolicy | None = None  # [sla] days per severity; None: the defaults (7/30/90/180)
+    jobs: Mapping[str, Job] = field(default_factory=dict)  # [jobs.NAME]: `posture job`
 
 
 def _str_list(value: Any, key: str, path: Path) -> tuple[str, ...]:
@@ -88,7 +101,7 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    unknown = set(raw) - _TOP_KEYS - {"jobs"}  # jobs belong to a later command
+    unknown = set(raw) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s): {', '.join(sorted(unknown))}")
     base = path.parent
@@ -129,6 +142,12 @@ def load_config(path: Path | None = None) -> Config:
 
         sla = SlaPolicy.parse(raw["sla"], str(path))
 
+    jobs: dict[str, Job] = {}
+    if "jobs" in raw:
+        from scanner.jobs import parse_jobs
+
+        jobs = parse_jobs(raw["jobs"], base, str(path))
+
     def relative(items: tuple[str, ...]) -> tuple[str, ...]:
         # "@file" entries are relative to the config file, like every path in it
         return tuple(f"@{base / i[1:]}" if i.startswith("@") else i for i in items)
@@ -143,4 +162,5 @@ def load_config(path: Path | None = None) -> Config:
         vulndb=(base / vulndb) if vulndb else None,
         vulndb_max_age_days=float(max_age),
         sla=sla,
+        jobs=jobs,
     )

@@ -21,6 +21,8 @@ have ip || need_pkgs+=(iproute2)
 # TLS tests serve chosen protocols, suites and certificates with openssl s_server and nginx.
 have openssl || need_pkgs+=(openssl)
 have nginx || need_pkgs+=(nginx-light)
+# `posture job install` writes a crontab line where systemd does not run (containers, CI).
+have crontab || need_pkgs+=(cron)
 # Authenticated inventory tests log in to a private sshd they start on a loopback address.
 { have sshd || [ -x /usr/sbin/sshd ]; } || need_pkgs+=(openssh-server)
 

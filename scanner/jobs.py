@@ -1,0 +1,268 @@
+"""Scheduled jobs: named scans from posture.toml (`[jobs.NAME]`) that run end to end (scan,
+reports in a dated folder, retention, a webhook), one run at a time per job, and are installed as
+a systemd timer, or a crontab line where systemd is absent.
+
+    [jobs.weekly-internal]
+    targets = ["10.20.0.0/24"]
+    scope = ["10.20.0.0/16"]           # default: the config's scope
+    ports = "top1000"                  # default: [scan] ports
+    formats = ["html", "json", "sarif"]
+    output = "reports/weekly-internal" # relative to posture.toml
+    retention = 12                     # run folders kept
+    webhook = "https://hooks.example/posture"   # optional
+    notify = "always"                  # or "new-critical": only when new critical findings appear
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import shutil
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scanner.errors import ConfigError
+
+JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z")
+_JOB_KEYS = {"targets", "scope", "exclude", "ports", "formats", "output", "retention", "webhook"}
+_JOB_KEYS |= {"notify"}
+NOTIFY = ("always", "new-critical", "never")
+WEBHOOK_TIMEOUT = 10.0
+WEBHOOK_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    targets: tuple[str, ...]
+    scope: tuple[str, ...]
+    exclude: tuple[str, ...]
+    ports: str | None
+    formats: tuple[str, ...]
+    output: Path
+    retention: int
+    webhook: str | None
+    notify: str
+
+
+def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{where}: '{key}' must be a string or a list of strings")
+
+
+def parse_jobs(raw: Any, base: Path, where: str) -> dict[str, Job]:
+    """The `[jobs]` table of posture.toml; every problem names the file and the job."""
+    from scanner.report import FORMATS  # only configs with jobs pay for the report formats
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [jobs] must be a table of [jobs.NAME] tables")
+    jobs = {}
+    for name, table in raw.items():
+        at = f"{where}: [jobs.{name}]"
+        if not JOB_NAME.fullmatch(name):
+            raise ConfigError(f"{at}: a job name is lower-case letters, digits, - and _")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{at} must be a table")
+        unknown = set(table) - _JOB_KEYS
+        if unknown:
+            raise ConfigError(f"{at}: unknown key(s): {', '.join(sorted(unknown))}")
+        if "targets" not in table:
+            raise ConfigError(f"{at}: missing 'targets'")
+        formats = _strings(table.get("formats", ["html"]), "formats", at)
+        bad = [f for f in formats if f not in FORMATS]
+        if bad:
+            known = ", ".join(FORMATS)
+            raise ConfigError(f"{at}: unknown format(s) {', '.join(bad)} (known: {known})")
+        retention = table.get("retention", 12)
+        if isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
+            raise ConfigError(f"{at}: 'retention' must be a whole number of runs, at least 1")
+        notify = table.get("notify", "always")
+        if notify not in NOTIFY:
+            raise ConfigError(f"{at}: 'notify' must be one of: {', '.join(NOTIFY)}")
+        webhook = table.get("webhook")
+        if webhook is not None and (
+            not isinstance(webhook, str) or not re.match(r"https?://[^\s/]+", webhook)
+        ):
+            raise ConfigError(f"{at}: 'webhook' must be an http(s) URL")
+        ports = table.get("ports")
+        if ports is not None and not isinstance(ports, str):
+            raise ConfigError(f"{at}: 'ports' must be a string")
+        output = table.get("output", f"posture-jobs/{name}")
+        if not isinstance(output, str):
+            raise ConfigError(f"{at}: 'output' must be a string")
+
+        def here(items: tuple[str, ...]) -> tuple[str, ...]:
+            # "@file" lists are relative to posture.toml, like every path in it
+            return tuple(f"@{base / i[1:]}" if i.startswith("@") else i for i in items)
+
+        jobs[name] = Job(
+            name=name,
+            targets=here(_strings(table["targets"], "targets", at)),
+            scope=here(_strings(table.get("scope", []), "scope", at)),
+            exclude=here(_strings(table.get("exclude", []), "exclude", at)),
+            ports=ports,
+            formats=formats,
+            output=base / output,
+            retention=retention,
+            webhook=webhook,
+            notify=notify,
+        )
+    return jobs
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def job_lock(job: Job) -> Iterator[None]:
+    """One run of a job at a time: a second one fails at once, naming the job."""
+    job.output.mkdir(parents=True, exist_ok=True)
+    with (job.output / ".lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"job {job.name} is already running (lock {job.output / '.lock'})"
+            ) from None
+        yield
+
+
+def run_folder(job: Job, moment: datetime) -> Path:
+    folder = job.output / moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder.mkdir(parents=True, exist_ok=False)
+    return folder
+
+
+def prune(job: Job) -> list[Path]:
+    """Delete the oldest run folders beyond the job's retention; what was deleted."""
+    runs = sorted(p for p in job.output.iterdir() if p.is_dir() and RUN_FOLDER.fullmatch(p.name))
+    doomed = runs[: max(0, len(runs) - job.retention)]
+    for folder in doomed:
+        shutil.rmtree(folder)
+    return doomed
+
+
+def record_run(job: Job, outcome: dict[str, Any]) -> None:
+    """The last run's outcome, for `posture job list`."""
+    path = job.output / "last-run.json"
+    temp = path.with_suffix(".tmp")
+    temp.write_text(json.dumps(outcome, indent=2) + "\n", encoding="utf-8")
+    temp.replace(path)
+
+
+def last_run(job: Job) -> dict[str, Any] | None:
+    try:
+        found = json.loads((job.output / "last-run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def notify(job: Job, payload: dict[str, Any]) -> str | None:
+    """POST the payload to the job's webhook, retrying with backoff; None on success, else why
+    it failed (the run itself stands)."""
+    assert job.webhook is not None
+    body = json.dumps(payload).encode("utf-8")
+    error = "not sent"
+    for attempt in range(WEBHOOK_ATTEMPTS):
+        request = urllib.request.Request(  # noqa: S310 - an http(s) URL checked when parsed
+            job.webhook, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as answer:  # noqa: S310
+                if 200 <= answer.status < 300:
+                    return None
+                error = f"HTTP {answer.status}"
+        except OSError as exc:
+            error = str(exc)
+        if attempt + 1 < WEBHOOK_ATTEMPTS:
+            time.sleep(0.5 * 2**attempt)
+    return error
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+_DOW = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+_DOW_NAMES = {name.lower(): i for i, name in enumerate(_DOW)}
+_MONTH_NAMES = {
+    name: i + 1
+    for i, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+    )
+}
+_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12))
+
+
+def _cron_values(text: str, low: int, high: int, names: dict[str, int], what: str) -> list[int]:
+    values: set[int] = set()
+    for part in text.lower().split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ConfigError(f"cron {what}: bad step in {part!r}")
+        if base == "*":
+            first, last = low, high
+        else:
+            start, dash, end = base.partition("-")
+            try:
+                first = names[start] if start in names else int(start)
+                last = (names[end] if end in names else int(end)) if dash else first
+            except ValueError:
+                raise ConfigError(f"cron {what}: {part!r} is not a number or a range") from None
+            if step is not None and not dash:
+                last = high
+        if not low <= first <= last <= high:
+            raise ConfigError(f"cron {what}: {part!r} is outside {low}-{high}")
+        values.update(range(first, last + 1, step or 1))
+    return sorted(values)
+
+
+def cron_to_calendar(expression: str) -> str:
+    """A cron schedule (5 fields: minute hour day-of-month month day-of-week) as systemd's
+    OnCalendar=. Restricting both day fields is refused: cron ORs them, systemd ANDs them."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ConfigError(f"cron {expression!r}: expected 5 fields (minute hour day month weekday)")
+    minute, hour, day, month, weekday = fields
+    if day != "*" and weekday != "*":
+        raise ConfigError(
+            f"cron {expression!r}: both day of month and day of week are set; cron runs when "
+            "either matches and a systemd timer only when both do: give one of them"
+        )
+    rendered = []
+    for text, (what, low, high) in zip((minute, hour, day, month), _FIELDS, strict=True):
+        if text == "*":
+            rendered.append("*")
+            continue
+        names = _MONTH_NAMES if what == "month" else {}
+        values = _cron_values(text, low, high, names, what)
+        rendered.append(",".join(f"{v:02d}" for v in values))
+    calendar = f"*-{rendered[3]}-{rendered[2]} {rendered[1]}:{rendered[0]}:00"
+    if weekday != "*":
+        days = sorted({d % 7 for d in _cron_values(weekday, 0, 7, _DOW_NAMES, "day of week")})
+        calendar = ",".join(_DOW[d] for d in days) + " " + calendar
+    return calendar
+
+
+__all__ = [
+    "Job",
+    "cron_to_calendar",
+    "job_lock",
+    "last_run",
+    "notify",
+    "parse_jobs",
+    "prune",
+    "record_run",
+    "run_folder",
+]
