@@ -6,6 +6,7 @@ Target-derived text (titles, hostnames, evidence) is hostile: every such string 
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ _LISTING_OPTIONS = {
     "rule_id": "--rule",
     "statuses": "--status",
     "scan_id": "--scan",
+    "as_of": "--as-of",
     "as_json": "--json",
 }
 
@@ -124,6 +126,13 @@ def vulnerabilities_table(rows: Iterable[VulnRow], title: str | None = None) -> 
 @click.option(
     "--scan", "scan_id", type=click.IntRange(min=1), help="Only findings observed in this scan."
 )
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The findings as they stood at the end of this day (UTC), statuses then.",
+)
 @json_option
 @click.pass_context
 def findings_cmd(
@@ -135,6 +144,7 @@ def findings_cmd(
     rule_id: str | None,
     statuses: tuple[str, ...],
     scan_id: int | None,
+    as_of: datetime | None,
     as_json: bool,
 ) -> None:
     """List stored findings, most severe first; subcommands show one or judge it."""
@@ -161,9 +171,16 @@ def findings_cmd(
             host=host,
             port=port,
             rule=rule_id,
-            statuses=wanted,
+            statuses=wanted if as_of is None else None,
             scan_id=scan_id,
         )
+        if as_of is not None:
+            then = store.statuses_as_of(as_of.strftime("%Y-%m-%dT23:59:59Z"))
+            found = [
+                dataclasses.replace(f, status=then[f.fingerprint])
+                for f in found
+                if f.fingerprint in then and (wanted is None or then[f.fingerprint] in wanted)
+            ]
     if as_json:
         _echo_json([finding_as_dict(f) for f in found])
         return

@@ -779,6 +779,16 @@ class Store:
             rows = self._rows(sql, params)
         return sorted((stored_finding_from_row(r) for r in rows), key=finding_sort_key)
 
+    def statuses_as_of(self, moment: str) -> dict[str, FindingStatus]:
+        """Each finding's status at `moment` (ISO 8601 UTC), rebuilt from its status history;
+        findings not yet found then are absent."""
+        with self._lock:
+            rows = self._rows(
+                "SELECT fingerprint, to_status FROM finding_events WHERE at <= ? ORDER BY id",
+                (moment,),
+            )
+        return {row["fingerprint"]: FindingStatus(row["to_status"]) for row in rows}
+
     def has_active_at_least(self, scan_id: int, severity: Severity) -> bool:
         """Does this scan leave an open or reopened finding of `severity` or worse (--fail-on)?
 

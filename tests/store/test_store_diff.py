@@ -112,3 +112,28 @@ def test_posture_diff_cli(store: Store, facts: Facts, clock: FakeClock, db_path:
         cli, ["diff", str(two), str(three), "--db", str(db_path), "--fail-on", "critical"]
     )
     assert quiet.exit_code == 0  # only FTP (high) came back
+
+
+def test_findings_as_they_stood_on_a_past_day(
+    store: Store, facts: Facts, clock: FakeClock, db_path: Path
+) -> None:
+    """Scans ran on 2026-01-11, -12 and -13: FTP found, fixed, back; telnet from the 12th."""
+    _, fp = _history(store, facts, clock)
+    store.close()
+    runner = CliRunner()
+
+    def as_of(day: str, *extra: str) -> dict[str, str]:
+        done = runner.invoke(
+            cli, ["findings", "--db", str(db_path), "--as-of", day, "--json", *extra]
+        )
+        assert done.exit_code == 0, done.output
+        return {f["fingerprint"]: f["status"] for f in json.loads(done.output)}
+
+    assert as_of("2026-01-11") == {fp["ftp"]: "open", fp["smb"]: "open"}
+    assert as_of("2026-01-12", "--status", "all") == {
+        fp["ftp"]: "fixed",
+        fp["telnet"]: "open",
+        fp["smb"]: "open",
+    }
+    assert as_of("2026-01-13", "--status", "reopened") == {fp["ftp"]: "reopened"}
+    assert as_of("2026-01-09", "--status", "all") == {}  # before the first scan
