@@ -31,7 +31,7 @@ from typing import Any
 from scanner.errors import ConfigError
 
 JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z")
+RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z(-\d{1,4})?")
 _JOB_KEYS = {"targets", "scope", "exclude", "ports", "formats", "output", "retention", "webhook"}
 _JOB_KEYS |= {"notify"}
 NOTIFY = ("always", "new-critical", "never")
@@ -139,14 +139,30 @@ def job_lock(job: Job) -> Iterator[None]:
 
 
 def run_folder(job: Job, moment: datetime) -> Path:
-    folder = job.output / moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder.mkdir(parents=True, exist_ok=False)
-    return folder
+    """A new folder for one run, named by its UTC start; a second run within the same second
+    gets "-2", then "-3" (they still sort in run order)."""
+    stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for number in range(1, 10_000):
+        folder = job.output / (stamp if number == 1 else f"{stamp}-{number}")
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return folder
+    raise ConfigError(f"job {job.name}: too many runs started at {stamp}")
 
 
 def prune(job: Job) -> list[Path]:
     """Delete the oldest run folders beyond the job's retention; what was deleted."""
-    runs = sorted(p for p in job.output.iterdir() if p.is_dir() and RUN_FOLDER.fullmatch(p.name))
+
+    def started(folder: Path) -> tuple[str, int]:
+        stamp, _, number = folder.name.partition("-")
+        return stamp, int(number or 1)
+
+    runs = sorted(
+        (p for p in job.output.iterdir() if p.is_dir() and RUN_FOLDER.fullmatch(p.name)),
+        key=started,
+    )
     doomed = runs[: max(0, len(runs) - job.retention)]
     for folder in doomed:
         shutil.rmtree(folder)

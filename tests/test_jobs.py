@@ -151,7 +151,9 @@ def test_job_runs_end_to_end_with_retention_webhook_and_lock(job_config: Path) -
     assert [p.name for p in reports] == ["report.html", "report.json"]
     assert json.loads(reports[1].read_text())["scan"]["id"] == one["scan_id"]
     assert one["webhook"] == "sent" and _Hook.received[0]["scan_id"] == one["scan_id"]
-    second = json.loads(posture(*base, "run", "nightly", "--json").stdout)
+    again = posture(*base, "run", "nightly", "--json")  # may start within the same second
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
     # retention 1: the first run's folder is gone, the second's is there
     assert second["pruned"] == [str(reports[0].parent)]
     assert not reports[0].parent.exists() and Path(second["reports"][0]).exists()
@@ -207,3 +209,17 @@ def test_without_systemd_a_crontab_line_is_added_and_removed(job_config: Path) -
             subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
         else:
             subprocess.run(["crontab", "-r"], capture_output=True, check=False)
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from scanner.jobs import Job, prune, run_folder
+
+    job = Job("j", ("127.0.99.5",), (), (), None, ("json",), tmp_path / "out", 2, None, "never")
+    moment = datetime(2026, 11, 24, 3, 0, 0, tzinfo=UTC)
+    names = [run_folder(job, moment).name for _ in range(11)]
+    assert names[:3] == ["20261124T030000Z", "20261124T030000Z-2", "20261124T030000Z-3"]
+    pruned = [p.name for p in prune(job)]  # all but the newest 2: "-10" and "-11"
+    assert pruned == names[:9]
+    assert sorted(p.name for p in job.output.iterdir()) == [names[9], names[10]]
