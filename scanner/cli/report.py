@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from scanner.cli.common import db_option, load_ruleset, resolve_db, rules_option
+from scanner.cli.common import config, db_option, load_ruleset, resolve_db, rules_option
 from scanner.model import FindingStatus
 from scanner.report import FORMATS, get_format
 from scanner.report.collect import collect_report
@@ -50,6 +51,20 @@ def _format_name(fmt: str | None, output: Path | None) -> str:
     type=click.Choice([s.value for s in FindingStatus]),
     help="Only findings with this status (repeatable) [default: all].",
 )
+@click.option(
+    "--profile",
+    type=click.Choice(["technical", "executive"]),
+    default="technical",
+    show_default=True,
+    help="technical: every finding of one scan; executive: severity counts and their change, "
+    "trend, aging, SLAs, riskiest hosts, expiring exceptions, coverage (html, md or json).",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="executive: the trend starts with the scans of this day [default: every scan].",
+)
 @rules_option
 @db_option
 @click.pass_context
@@ -59,14 +74,20 @@ def report_command(
     scan_id: int | None,
     output: Path | None,
     statuses: tuple[str, ...],
+    profile: str,
+    since: datetime | None,
     rule_paths: tuple[Path, ...],
     db_path: Path | None,
 ) -> None:
-    """Report the findings one scan observed (default: the latest scan).
+    """Report the findings one scan observed (default: the latest scan), or with --profile
+    executive the figures a manager reads.
 
     Text from scanned hosts is escaped for the format and clipped; nothing in the HTML report
     loads from the network.
     """
+    if profile == "executive":
+        _executive(ctx, _format_name(fmt, output), output, since, db_path)
+        return
     report_format = get_format(_format_name(fmt, output))
     ruleset = load_ruleset(ctx, rule_paths)
     with Store(resolve_db(ctx, db_path), create=False) as store:
@@ -87,6 +108,30 @@ def report_command(
             f"({len(data.findings)} findings) to {output}",
             err=True,
         )
+
+
+def _executive(
+    ctx: click.Context, fmt: str, output: Path | None, since: datetime | None, db: Path | None
+) -> None:
+    from scanner import __version__
+    from scanner.report.executive import executive_summary
+    from scanner.report.executive_render import render_executive
+    from scanner.store.sla import SlaPolicy
+
+    if fmt not in ("html", "md", "json"):
+        raise click.UsageError(
+            f"the executive profile renders html, md or json; {fmt} lists findings: use "
+            "--profile technical"
+        )
+    policy = config(ctx).sla or SlaPolicy()
+    with Store(resolve_db(ctx, db), create=False) as store:
+        summary = executive_summary(store, policy, since=since.date() if since else None)
+    text = render_executive(summary, fmt, __version__)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    write_atomically(output, text)
+    click.echo(f"posture: wrote the executive {fmt} report to {output}", err=True)
 
 
 COMMANDS: list[click.Command] = [report_command]
