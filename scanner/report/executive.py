@@ -43,7 +43,7 @@ class ExecutiveSummary:
     scan: ScanRecord | None  # the latest completed scan
     previous: ScanRecord | None  # the completed scan before it
     active: dict[Severity, int]
-    change: dict[Severity, int]  # active now minus active right after `previous`
+    change: dict[Severity, int] | None  # active now minus right after `previous` (None: none)
     trend: tuple[TrendPoint, ...]
     aging: dict[Severity, dict[str, int]]
     sla: SlaReport
@@ -132,7 +132,7 @@ def executive_summary(
             findings[fp].severity for fp, st in then.items() if st in _ACTIVE and fp in findings
         )
         before = {s: counted[s] for s in SEVERITIES}
-    change = {s: active[s] - (before or {}).get(s, 0) for s in SEVERITIES}
+    change = None if before is None else {s: active[s] - before[s] for s in SEVERITIES}
     sla = sla_report(store, policy, today)
     opened = {item.finding.fingerprint: item.opened for item in sla.items}
     aging = {s: {label: 0 for *_, label in AGE_BUCKETS} | {OLDEST_BUCKET: 0} for s in SEVERITIES}

@@ -87,7 +87,9 @@ def summary_as_dict(summary: ExecutiveSummary) -> dict[str, Any]:
         "scan": summary.scan.id if summary.scan else None,
         "previous": summary.previous.id if summary.previous else None,
         "active": {s.value: n for s, n in summary.active.items()},
-        "change_since_previous": {s.value: n for s, n in summary.change.items()},
+        "change_since_previous": (
+            {s.value: n for s, n in summary.change.items()} if summary.change is not None else None
+        ),
         "trend": [
             {
                 "scan": p.scan_id,

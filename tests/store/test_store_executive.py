@@ -104,7 +104,9 @@ def test_posture_report_executive_cli(
     as_json = runner.invoke(
         cli, ["report", "--profile", "executive", "--format", "json", "--db", str(db_path)]
     )
-    assert json.loads(as_json.output)["active"]["critical"] == 1
+    first = json.loads(as_json.output)
+    assert first["active"]["critical"] == 1
+    assert first["change_since_previous"] is None  # one scan: nothing to compare with
     sarif = runner.invoke(
         cli, ["report", "--profile", "executive", "--format", "sarif", "--db", str(db_path)]
     )
