@@ -75,7 +75,12 @@ def main() -> int:
         _run(["tls", f"{legacy.address}:{legacy.port}", "--ca-file", ca])
         _run(["findings", "--db", str(db), "--severity", "low"])
         _run(["report", "--format", "html", "--db", str(db), "-o", args.report])
-    print(f"\nreport written to {Path(args.report).resolve()}; labs stopped.")
+        summary = Path(args.report).with_name("executive.html")
+        _run(["report", "--profile", "executive", "--db", str(db), "-o", str(summary)])
+        _run(["compliance", "--framework", "pci-dss-4.0", "--db", str(db)])
+    print(
+        f"\nreports written to {Path(args.report).resolve()} and {summary.resolve()}; labs stopped."
+    )
     return 0
 
 
