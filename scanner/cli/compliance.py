@@ -7,7 +7,6 @@ import json
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.table import Table
@@ -16,35 +15,16 @@ from rich.text import Text
 from scanner.cli.common import console, db_option, json_option, load_ruleset, resolve_db
 from scanner.errors import EXIT_FINDINGS
 from scanner.model import FindingStatus
-from scanner.report.compliance import FRAMEWORKS, ComplianceView, compliance_view
+from scanner.report.compliance import (
+    FRAMEWORKS,
+    ComplianceView,
+    compliance_view,
+    view_as_dict,
+)
 from scanner.safetext import for_terminal
 from scanner.store import Store
-from scanner.store.export import scan_as_dict
 
 _STYLE = {"pass": "green", "fail": "bold red", "not tested": "yellow"}
-
-
-def view_as_dict(view: ComplianceView) -> dict[str, Any]:
-    return {
-        "framework": view.framework,
-        "name": view.name,
-        "counts": view.counts(),
-        "controls": [
-            {
-                "control": c.control,
-                "status": c.status,
-                "rules": list(c.rules),
-                "failing": [f.fingerprint for f in c.failing],
-                "exceptions": [f.fingerprint for f in c.exceptions],
-                "tested_by_scans": list(c.tested_by),
-            }
-            for c in view.controls
-        ],
-        "scans": [
-            {k: v for k, v in scan_as_dict(s).items() if k not in ("options", "packs")}
-            for s in view.scans
-        ],
-    }
 
 
 def _controls_table(view: ComplianceView) -> Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -53,17 +53,26 @@ def _format_name(fmt: str | None, output: Path | None) -> str:
 )
 @click.option(
     "--profile",
-    type=click.Choice(["technical", "executive"]),
+    type=click.Choice(["technical", "executive", "compliance"]),
     default="technical",
     show_default=True,
     help="technical: every finding of one scan; executive: severity counts and their change, "
-    "trend, aging, SLAs, riskiest hosts, expiring exceptions, coverage (html, md or json).",
+    "trend, aging, SLAs, riskiest hosts, expiring exceptions, coverage; compliance: each "
+    "control of --framework as pass, fail or not tested, and the scan history (html, md, json).",
+)
+@click.option(
+    "--framework",
+    type=click.Choice(["pci-dss-4.0", "cis-8", "nist-800-53"]),
+    default="pci-dss-4.0",
+    show_default=True,
+    help="compliance: the framework whose controls are shown.",
 )
 @click.option(
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help="executive: the trend starts with the scans of this day [default: every scan].",
+    help="executive: the trend starts with the scans of this day [default: every scan]; "
+    "compliance: scans from this day are the evidence [default: the last 365 days].",
 )
 @rules_option
 @db_option
@@ -75,6 +84,7 @@ def report_command(
     output: Path | None,
     statuses: tuple[str, ...],
     profile: str,
+    framework: str,
     since: datetime | None,
     rule_paths: tuple[Path, ...],
     db_path: Path | None,
@@ -87,6 +97,9 @@ def report_command(
     """
     if profile == "executive":
         _executive(ctx, _format_name(fmt, output), output, since, db_path)
+        return
+    if profile == "compliance":
+        _compliance(ctx, _format_name(fmt, output), output, framework, since, db_path)
         return
     report_format = get_format(_format_name(fmt, output))
     ruleset = load_ruleset(ctx, rule_paths)
@@ -132,6 +145,43 @@ def _executive(
         return
     write_atomically(output, text)
     click.echo(f"posture: wrote the executive {fmt} report to {output}", err=True)
+
+
+def _compliance(
+    ctx: click.Context,
+    fmt: str,
+    output: Path | None,
+    framework: str,
+    since: datetime | None,
+    db: Path | None,
+) -> None:
+    from scanner import __version__
+    from scanner.model import FindingStatus
+    from scanner.report.compliance import compliance_view, render_compliance
+
+    if fmt not in ("html", "md", "json"):
+        raise click.UsageError(
+            f"the compliance profile renders html, md or json; {fmt} lists findings: use "
+            "--profile technical"
+        )
+    today = datetime.now(UTC).date()
+    first_day = since.date() if since else today - timedelta(days=365)
+    ruleset = load_ruleset(ctx, ())
+    with Store(resolve_db(ctx, db), create=False) as store:
+        scans = [s for s in store.list_scans() if s.started[:10] >= first_day.isoformat()]
+        view = compliance_view(
+            framework,
+            ruleset.rules,
+            store.findings(statuses=list(FindingStatus)),
+            scans,
+            {s.id: store.scan_rules(s.id) for s in scans},
+        )
+    text = render_compliance(view, fmt, first_day.isoformat(), today.isoformat(), __version__)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    write_atomically(output, text)
+    click.echo(f"posture: wrote the {view.name} compliance {fmt} report to {output}", err=True)
 
 
 COMMANDS: list[click.Command] = [report_command]

@@ -10,12 +10,14 @@ as exceptions. Otherwise it was not tested: no completed scan in the window eval
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from scanner.errors import ConfigError
 from scanner.model import FindingStatus, ScanRecord, ScanStatus, StoredFinding, finding_sort_key
+from scanner.store.export import scan_as_dict
 
 FRAMEWORKS: Mapping[str, str] = {
     "pci-dss-4.0": "PCI-DSS-4.0",
@@ -106,10 +108,57 @@ def compliance_view(
     return ComplianceView(framework, FRAMEWORK_NAMES[framework], tuple(results), tuple(window))
 
 
+def view_as_dict(view: ComplianceView) -> dict[str, Any]:
+    return {
+        "framework": view.framework,
+        "name": view.name,
+        "counts": view.counts(),
+        "controls": [
+            {
+                "control": c.control,
+                "status": c.status,
+                "rules": list(c.rules),
+                "failing": [f.fingerprint for f in c.failing],
+                "exceptions": [f.fingerprint for f in c.exceptions],
+                "tested_by_scans": list(c.tested_by),
+            }
+            for c in view.controls
+        ],
+        "scans": [
+            {k: v for k, v in scan_as_dict(s).items() if k not in ("options", "packs")}
+            for s in view.scans
+        ],
+    }
+
+
+def render_compliance(view: ComplianceView, fmt: str, since: str, today: str, version: str) -> str:
+    """The compliance profile of `posture report`: HTML (self-contained), Markdown or JSON."""
+    from scanner.report.escape import clean
+    from scanner.report.templates import html_environment, markdown_environment
+
+    if fmt == "json":
+        return json.dumps({**view_as_dict(view), "since": since, "today": today}, indent=2) + "\n"
+    context = {
+        "v": view,
+        "counts": view.counts(),
+        "since": since,
+        "today": today,
+        "version": version,
+        "clean": clean,
+    }
+    if fmt == "html":
+        return html_environment().get_template("compliance.html.j2").render(**context)
+    if fmt == "md":
+        return markdown_environment().get_template("compliance.md.j2").render(**context)
+    raise ValueError(f"the compliance profile renders html, md or json, not {fmt}")
+
+
 __all__ = [
     "FRAMEWORKS",
     "FRAMEWORK_NAMES",
     "ComplianceView",
     "ControlResult",
     "compliance_view",
+    "render_compliance",
+    "view_as_dict",
 ]

@@ -98,3 +98,49 @@ def test_posture_compliance_cli(
     assert runner.invoke(cli, [*args, "--fail-on-fail"]).exit_code == 1
     later = runner.invoke(cli, ["compliance", "--db", str(db_path), "--since", "2026-06-01"])
     assert later.exit_code == 0 and "0 scans" in later.output  # no evidence in the window
+
+
+@pytest.mark.parametrize("fmt", ["html", "md", "json"])
+def test_compliance_report_profile(
+    store: Store, facts: Facts, clock: FakeClock, db_path: Path, tmp_path: Path, fmt: str
+) -> None:
+    hostile = "<script>alert(1)</script> | \x1b[31m"
+    telnet = facts.finding(
+        rule="baseline.telnet-exposed", port=23, severity=Severity.HIGH, title=hostile
+    )
+    scan = facts.scan(rules=("baseline.telnet-exposed", "baseline.ftp-anonymous"))
+    store.record_chunk(scan, [facts.host(ports=(23,))], [telnet], TCP)
+    store.finish_scan(scan, ScanStatus.COMPLETED)
+    store.close()
+    out = tmp_path / f"compliance.{fmt}"
+    done = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "--profile",
+            "compliance",
+            "--framework",
+            "pci-dss-4.0",
+            "--since",
+            "2026-01-01",
+            "--db",
+            str(db_path),
+            "--format",
+            fmt,
+            "-o",
+            str(out),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    text = out.read_text()
+    assert "\x1b" not in text and "<script>" not in text
+    if fmt == "json":
+        doc = json.loads(text)
+        by = {c["control"]: c["status"] for c in doc["controls"]}
+        assert (by["2.2.4"], by["8.2.2"], by["4.2.1"]) == ("fail", "pass", "not tested")
+        assert doc["since"] == "2026-01-01" and [s["id"] for s in doc["scans"]] == [scan]
+        return
+    assert "PCI DSS 4.0: control status" in text and "2.2.4" in text
+    assert "not tested" in text and "Scan history (evidence)" in text
+    if fmt == "html":
+        assert "&lt;script&gt;" in text and "default-src 'none'" in text
