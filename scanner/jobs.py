@@ -171,10 +171,9 @@ def prune(job: Job) -> list[Path]:
 
 def record_run(job: Job, outcome: dict[str, Any]) -> None:
     """The last run's outcome, for `posture job list`."""
-    path = job.output / "last-run.json"
-    temp = path.with_suffix(".tmp")
-    temp.write_text(json.dumps(outcome, indent=2) + "\n", encoding="utf-8")
-    temp.replace(path)
+    from scanner.report.output import write_atomically
+
+    write_atomically(job.output / "last-run.json", json.dumps(outcome, indent=2) + "\n")
 
 
 def last_run(job: Job) -> dict[str, Any] | None:

@@ -158,20 +158,12 @@ class Vulnerability:
 
     @property
     def priority(self) -> str:
-        """Why it ranks where it does: "kev" (exploited in the wild), "epss" (EPSS at least
-        EPSS_NOTABLE), else "cvss"."""
-        if self.kev:
-            return "kev"
-        if self.epss is not None and self.epss >= EPSS_NOTABLE:
-            return "epss"
-        return "cvss"
+        return vulnerability_priority(self.kev, self.epss)
 
     @property
     def priority_key(self) -> tuple[int, float, float, str]:
         """Most urgent first: KEV, then likely exploitation by EPSS, then CVSS."""
-        order = {"kev": 0, "epss": 1, "cvss": 2}[self.priority]
-        epss = -(self.epss or 0.0) if order < 2 else 0.0
-        return (order, epss, -(self.cvss_score or 0.0), self.key)
+        return (*priority_order(self.priority, self.epss, self.cvss_score), self.key)
 
 
 # FIRST's CVSS v3 qualitative severity rating scale.
@@ -185,6 +177,24 @@ _SEVERITY_OF_RANK = {severity.rank: severity for severity in Severity}
 EPSS_NOTABLE = 0.1
 """EPSS probability from which a vulnerability ranks right after KEV ones: a one-in-ten chance
 of exploitation within 30 days, which FIRST's own guidance treats as high."""
+
+
+def vulnerability_priority(kev: bool, epss: float | None) -> str:
+    """Why a vulnerability ranks where it does: "kev" (exploited in the wild), "epss" (EPSS at
+    least EPSS_NOTABLE), else "cvss"."""
+    if kev:
+        return "kev"
+    if epss is not None and epss >= EPSS_NOTABLE:
+        return "epss"
+    return "cvss"
+
+
+def priority_order(
+    priority: str, epss: float | None, cvss: float | None
+) -> tuple[int, float, float]:
+    """Sort key, most urgent first: KEV, then EPSS-notable by EPSS, then by CVSS."""
+    order = {"kev": 0, "epss": 1}.get(priority, 2)
+    return (order, -(epss or 0.0) if order < 2 else 0.0, -(cvss or 0.0))
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,10 @@ from rich.text import Text
 
 from scanner.cli.common import console, db_option, json_option, load_ruleset, resolve_db
 from scanner.errors import EXIT_FINDINGS
-from scanner.model import FindingStatus
 from scanner.report.compliance import (
     FRAMEWORKS,
     ComplianceView,
-    compliance_view,
+    store_compliance,
     view_as_dict,
 )
 from scanner.safetext import for_terminal
@@ -93,14 +92,7 @@ def compliance_command(
     ruleset = load_ruleset(ctx, ())
     first_day: date = since.date() if since else datetime.now(UTC).date() - timedelta(days=365)
     with Store(resolve_db(ctx, db_path), create=False) as store:
-        scans = [s for s in store.list_scans() if s.started[:10] >= first_day.isoformat()]
-        view = compliance_view(
-            framework,
-            ruleset.rules,
-            store.findings(statuses=list(FindingStatus)),
-            scans,
-            {s.id: store.scan_rules(s.id) for s in scans},
-        )
+        view = store_compliance(store, ruleset.rules, framework, first_day)
     if as_json:
         click.echo(json.dumps({**view_as_dict(view), "since": first_day.isoformat()}, indent=2))
     else:

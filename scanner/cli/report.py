@@ -156,8 +156,7 @@ def _compliance(
     db: Path | None,
 ) -> None:
     from scanner import __version__
-    from scanner.model import FindingStatus
-    from scanner.report.compliance import compliance_view, render_compliance
+    from scanner.report.compliance import render_compliance, store_compliance
 
     if fmt not in ("html", "md", "json"):
         raise click.UsageError(
@@ -168,14 +167,7 @@ def _compliance(
     first_day = since.date() if since else today - timedelta(days=365)
     ruleset = load_ruleset(ctx, ())
     with Store(resolve_db(ctx, db), create=False) as store:
-        scans = [s for s in store.list_scans() if s.started[:10] >= first_day.isoformat()]
-        view = compliance_view(
-            framework,
-            ruleset.rules,
-            store.findings(statuses=list(FindingStatus)),
-            scans,
-            {s.id: store.scan_rules(s.id) for s in scans},
-        )
+        view = store_compliance(store, ruleset.rules, framework, first_day)
     text = render_compliance(view, fmt, first_day.isoformat(), today.isoformat(), __version__)
     if output is None:
         click.echo(text, nl=False)

@@ -13,11 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scanner.errors import ConfigError
 from scanner.model import FindingStatus, ScanRecord, ScanStatus, StoredFinding, finding_sort_key
 from scanner.store.export import scan_as_dict
+
+if TYPE_CHECKING:
+    from scanner.store.db import Store
 
 FRAMEWORKS: Mapping[str, str] = {
     "pci-dss-4.0": "PCI-DSS-4.0",
@@ -108,6 +112,21 @@ def compliance_view(
     return ComplianceView(framework, FRAMEWORK_NAMES[framework], tuple(results), tuple(window))
 
 
+def store_compliance(
+    store: Store, rules: Iterable[MappedRule], framework: str, first_day: date
+) -> ComplianceView:
+    """`compliance_view` of what the store holds: every finding, and the scans started on or
+    after `first_day` as the evidence."""
+    scans = [s for s in store.list_scans() if s.started[:10] >= first_day.isoformat()]
+    return compliance_view(
+        framework,
+        rules,
+        store.findings(statuses=list(FindingStatus)),
+        scans,
+        {s.id: store.scan_rules(s.id) for s in scans},
+    )
+
+
 def view_as_dict(view: ComplianceView) -> dict[str, Any]:
     return {
         "framework": view.framework,
@@ -160,5 +179,6 @@ __all__ = [
     "ControlResult",
     "compliance_view",
     "render_compliance",
+    "store_compliance",
     "view_as_dict",
 ]

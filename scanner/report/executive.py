@@ -11,11 +11,11 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from scanner.model import FindingStatus, ScanRecord, ScanStatus, Severity
 from scanner.store.db import Store
-from scanner.store.sla import SlaPolicy, SlaReport, sla_report
+from scanner.store.sla import SlaPolicy, SlaReport, day_of, sla_report
 from scanner.store.timestamps import utc_date
 
 SEVERITIES = tuple(sorted(Severity, key=lambda s: -s.rank))  # critical first
@@ -56,17 +56,13 @@ def _bucket(age: int) -> str:
     return next((label for low, high, label in AGE_BUCKETS if low <= age < high), OLDEST_BUCKET)
 
 
-def _day(iso: str) -> date:
-    return utc_date(datetime.fromisoformat(iso.replace("Z", "+00:00")))
-
-
 def executive_summary(
     store: Store, policy: SlaPolicy, *, since: date | None = None, today: date | None = None
 ) -> ExecutiveSummary:
     today = today or utc_date(store._now())
     findings = {f.fingerprint: f for f in store.findings(statuses=list(FindingStatus))}
     completed = [s for s in store.list_scans() if s.status is ScanStatus.COMPLETED and s.finished]
-    window = [s for s in completed if since is None or _day(s.started) >= since]
+    window = [s for s in completed if since is None or day_of(s.started) >= since]
     # Replay the history once: status of every finding, snapshot after each scan of the window.
     events = store.db.execute(
         "SELECT fingerprint, at, to_status, scan_id, from_status, id FROM finding_events"
@@ -116,7 +112,7 @@ def executive_summary(
         )
         snapshots[done.id] = {s: counts[s] for s in SEVERITIES}
     trend = tuple(
-        TrendPoint(s.id, _day(s.started), new_in[s.id], fixed_in[s.id], snapshots[s.id])
+        TrendPoint(s.id, day_of(s.started), new_in[s.id], fixed_in[s.id], snapshots[s.id])
         for s in window
     )
     active_findings = [f for f in findings.values() if f.status in _ACTIVE]
@@ -137,7 +133,7 @@ def executive_summary(
     opened = {item.finding.fingerprint: item.opened for item in sla.items}
     aging = {s: {label: 0 for *_, label in AGE_BUCKETS} | {OLDEST_BUCKET: 0} for s in SEVERITIES}
     for finding in active_findings:
-        start = opened.get(finding.fingerprint) or _day(finding.first_seen)
+        start = opened.get(finding.fingerprint) or day_of(finding.first_seen)
         aging[finding.severity][_bucket((today - start).days)] += 1
     per_host: dict[str, Counter[Severity]] = {}
     for finding in active_findings:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.model import EPSS_NOTABLE, StoredFinding
+from scanner.model import StoredFinding, priority_order, vulnerability_priority
 
 
 def _number(value: Any) -> float | None:
@@ -45,9 +45,8 @@ class VulnRow:
 
     @property
     def sort_key(self) -> tuple[Any, ...]:
-        order = {"kev": 0, "epss": 1}.get(self.priority, 2)
-        epss = -(self.epss or 0.0) if order < 2 else 0.0
-        return (order, epss, -(self.cvss or 0.0), self.finding.host, self.advisory_id)
+        order = priority_order(self.priority, self.epss, self.cvss)
+        return (*order, self.finding.host, self.advisory_id)
 
     def as_dict(self) -> dict[str, Any]:
         f = self.finding
@@ -85,8 +84,7 @@ def vulnerability_row(finding: StoredFinding) -> VulnRow | None:
     kev = evidence.get("vuln.kev") is True
     priority = _text(evidence.get("vuln.priority"))
     if priority not in ("kev", "epss", "cvss"):
-        notable = epss is not None and epss >= EPSS_NOTABLE
-        priority = "kev" if kev else "epss" if notable else "cvss"
+        priority = vulnerability_priority(kev, epss)
     cves = evidence.get("vuln.cves")
     ransomware = evidence.get("vuln.kev_ransomware")
     return VulnRow(

@@ -98,7 +98,8 @@ class SlaReport:
         return tuple(item for item in self.items if item.breached)
 
 
-def _day(iso: str) -> date:
+def day_of(iso: str) -> date:
+    """The UTC day of a stored ISO 8601 timestamp ("2026-01-10T12:00:00Z")."""
     return utc_date(datetime.fromisoformat(iso.replace("Z", "+00:00")))
 
 
@@ -112,7 +113,7 @@ def _exposures(store: Store) -> tuple[dict[str, date], dict[str, list[tuple[date
         "SELECT fingerprint, at, from_status, to_status FROM finding_events ORDER BY id"
     )
     for fingerprint, at, _from, to in rows:
-        day = _day(at)
+        day = day_of(at)
         if to in _ACTIVE:
             opened_at[fingerprint] = day
         elif to == FindingStatus.FIXED.value and fingerprint in opened_at:
@@ -131,7 +132,7 @@ def sla_report(store: Store, policy: SlaPolicy, today: date | None = None) -> Sl
     current, fixed = _exposures(store)
     items = []
     for finding in findings:
-        opened = current.get(finding.fingerprint) or _day(finding.first_seen)
+        opened = current.get(finding.fingerprint) or day_of(finding.first_seen)
         due = policy.due(finding.severity, opened)
         if due is None:
             continue
@@ -172,5 +173,6 @@ __all__ = [
     "SlaItem",
     "SlaPolicy",
     "SlaReport",
+    "day_of",
     "sla_report",
 ]

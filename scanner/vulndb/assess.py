@@ -221,11 +221,9 @@ class Assessor:
 
     # --- banners ----------------------------------------------------------------------------
 
-    def _distro_build(
-        self, software: Software, found: _Found
-    ) -> tuple[list[Vulnerability], str] | None:
+    def _distro_build(self, software: Software, found: _Found) -> list[Vulnerability] | None:
         """Matches of a banner that names a distro build, by that distro's advisories; None
-        (and why) when the database cannot judge the build."""
+        when the database cannot judge the build."""
         ecosystem = DISTRO_ECOSYSTEMS.get(software.distro or "")
         package_version = software.package_version
         if ecosystem is None or package_version is None:
@@ -274,19 +272,22 @@ class Assessor:
                     reason=reason,
                 )
                 seen.setdefault(vulnerability.key, vulnerability)
-        return list(seen.values()), reason
+        return list(seen.values())
 
-    def service(self, host: Host, service: Service) -> list[Vulnerability] | None:
-        """Advisories matching what one port runs; None when its software (or version) is
-        unknown, so nothing can be said about it."""
-        software = software_on(service)
+    def service(
+        self, service: Service, software: Software | None = None
+    ) -> list[Vulnerability] | None:
+        """Advisories matching what one port runs (`software`, when the caller has already
+        read it from the service); None when its software (or version) is unknown, so nothing
+        can be said about it."""
+        software = software or software_on(service)
         if software is None or not software.version:
             return None
         source = "nmap" if software.source == "nmap" else "banner"
         found = _Found(software.product, software.version, source, service.port, service.proto)
         distro = self._distro_build(software, found)
         if distro is not None:
-            return distro[0]
+            return distro
         confidence, reason = Confidence.FIRM, None
         if software.backport_risk:
             confidence = Confidence.TENTATIVE
@@ -398,7 +399,7 @@ class Assessor:
             software = software_on(service)
             if software is not None and software.product in packaged:
                 continue  # the installed package says more than the banner
-            matches = self.service(host, service)
+            matches = self.service(service, software)
             if matches is None:
                 unassessed.append((service.proto, service.port))
                 continue

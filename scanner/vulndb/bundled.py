@@ -14,7 +14,13 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from scanner.vulndb.db import SCHEMA_VERSION, ImportReport, VulnDbError, import_files
+from scanner.vulndb.db import (
+    SCHEMA_VERSION,
+    ImportReport,
+    VulnDbError,
+    _schema_version,
+    import_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +84,8 @@ def _schema_of(path: Path) -> int | None:
     """The schema version an advisory database file says it has (None: not one)."""
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    except sqlite3.DatabaseError:
-        return None
-    try:
-        return int(row[0]) if row else None
-    except (TypeError, ValueError):
+            return _schema_version(db)
+    except (sqlite3.DatabaseError, ValueError):
         return None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.model import Confidence, Host, HostState, Service
+from scanner.model import Confidence, Service
 from scanner.probes.inventory import Inventory, OsRelease, Package
 from scanner.vulndb.assess import Assessor
 from scanner.vulndb.bundled import BUNDLE_DIR
@@ -251,13 +251,9 @@ def _ssh(banner: str) -> Service:
     return Service(port=22, proto="tcp", state="open", name="ssh", banner=banner)
 
 
-def _host(*services: Service, inventory: Inventory | None = None) -> Host:
-    return Host("127.0.96.1", HostState.UP, services=services, inventory=inventory)
-
-
 def test_distro_banners_are_judged_by_their_release(db: VulnDb) -> None:
     assessor = Assessor(db)
-    jammy = assessor.service(_host(), _ssh("SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6"))
+    jammy = assessor.service(_ssh("SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6"))
     assert jammy is not None
     (match,) = jammy
     assert (match.advisory_id, match.release, match.fixed_version) == (
@@ -266,8 +262,8 @@ def test_distro_banners_are_judged_by_their_release(db: VulnDb) -> None:
         "1:8.9p1-3ubuntu0.10",
     )
     assert match.confidence is Confidence.FIRM
-    assert assessor.service(_host(), _ssh("SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10")) == []
-    bookworm = assessor.service(_host(), _ssh("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u1"))
+    assert assessor.service(_ssh("SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10")) == []
+    bookworm = assessor.service(_ssh("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u1"))
     assert bookworm is not None
     assert {(v.advisory_id, v.release) for v in bookworm} == {
         ("CVE-2024-6387", "12"),

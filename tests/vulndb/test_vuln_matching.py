@@ -58,7 +58,7 @@ def _ids(found: object) -> set[str]:
 
 
 def test_a_plain_upstream_banner_matches_nvd_ranges_firmly(db: VulnDb) -> None:
-    found = Assessor(db).service(_host(), _ssh("SSH-2.0-OpenSSH_9.2p1"))
+    found = Assessor(db).service(_ssh("SSH-2.0-OpenSSH_9.2p1"))
     assert found is not None
     (match,) = [v for v in found if v.advisory_id == "CVE-2023-38408"]
     assert match.confidence is Confidence.FIRM
@@ -67,16 +67,16 @@ def test_a_plain_upstream_banner_matches_nvd_ranges_firmly(db: VulnDb) -> None:
     assert match.cvss_score == 9.8 and match.severity is Severity.CRITICAL
     assert match.ecosystem == "upstream" and match.reason is None
     assert match.key == "openssh:CVE-2023-38408"
-    assert Assessor(db).service(_host(), _ssh("SSH-2.0-OpenSSH_9.3p2")) == []
+    assert Assessor(db).service(_ssh("SSH-2.0-OpenSSH_9.3p2")) == []
 
 
 def test_a_debian_build_is_judged_by_debians_fixed_versions(db: VulnDb) -> None:
     """9.2p1 is below NVD's 9.3p2 fix for CVE-2023-38408, but Debian fixed it in
     1:9.2p1-2+deb12u1: the deb12u3 build is clean, the deb12u2 build only has CVE-2024-6387."""
     assessor = Assessor(db)
-    patched = assessor.service(_host(), _ssh("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"))
+    patched = assessor.service(_ssh("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"))
     assert patched == []
-    older = assessor.service(_host(), _ssh("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u2"))
+    older = assessor.service(_ssh("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u2"))
     assert older is not None
     assert _ids(older) == {"CVE-2024-6387"}
     (match,) = older
@@ -88,26 +88,26 @@ def test_a_debian_build_is_judged_by_debians_fixed_versions(db: VulnDb) -> None:
 
 
 def test_an_ubuntu_build_finds_its_release_from_the_upstream_version(db: VulnDb) -> None:
-    found = Assessor(db).service(_host(), _ssh("SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13"))
+    found = Assessor(db).service(_ssh("SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13"))
     assert found is not None
     (match,) = [v for v in found if v.advisory_id == "CVE-2024-6387"]
     assert (match.ecosystem, match.release) == ("Ubuntu", "24.04")
     assert match.fixed_version == "1:9.6p1-3ubuntu13.3"
     assert match.confidence is Confidence.FIRM
-    fixed = Assessor(db).service(_host(), _ssh("SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.3"))
+    fixed = Assessor(db).service(_ssh("SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.3"))
     assert fixed is not None and "CVE-2024-6387" not in _ids(fixed)
 
 
 def test_a_distro_build_without_its_advisories_is_tentative_and_says_why(db: VulnDb) -> None:
     # Ubuntu 16.04's build: the database holds no Ubuntu advisory naming 7.2p2.
-    found = Assessor(db).service(_host(), _ssh("SSH-2.0-OpenSSH_7.2p2 Ubuntu-4ubuntu2.8"))
+    found = Assessor(db).service(_ssh("SSH-2.0-OpenSSH_7.2p2 Ubuntu-4ubuntu2.8"))
     assert found is not None and found
     assert {v.confidence for v in found} == {Confidence.TENTATIVE}
     assert "CVE-2023-38408" in _ids(found)
     reason = found[0].reason or ""
     assert "Ubuntu build 4ubuntu2.8 may carry backported fixes" in reason and "7.2p2" in reason
     # A bare RHEL-family version is a backporting build too, though it names no distro.
-    rhel = Assessor(db).service(_host(), _ssh("SSH-2.0-OpenSSH_7.4"))
+    rhel = Assessor(db).service(_ssh("SSH-2.0-OpenSSH_7.4"))
     assert rhel is not None and {v.confidence for v in rhel} == {Confidence.TENTATIVE}
     assert "RHEL" in (rhel[0].reason or "")
 
