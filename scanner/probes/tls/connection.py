@@ -54,6 +54,16 @@ class Endpoint:
         return f"{host}:{self.port}"
 
 
+async def close_now(writer: asyncio.StreamWriter) -> None:
+    """Drops the connection without waiting for the peer, and returns once the socket is closed.
+
+    `abort()` alone closes the socket on the loop's next iteration: a connection released from
+    a HostLimiter slot before then would let the next one open while it still exists."""
+    writer.transport.abort()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+
+
 class HostLimiter:
     """At most `connections` connections open at once to one host, the starts of consecutive
     connections at least `delay` seconds apart. One limiter per host, shared by every probe of
@@ -102,7 +112,8 @@ class Connector:
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-        """A connection ready for a ClientHello; closed (without waiting for the peer) on exit."""
+        """A connection ready for a ClientHello; reset on exit, and its socket closed before the
+        slot is given back, so the per-host cap holds at the socket level too."""
         async with self.limiter.slot():
             self.connections += 1
             source = (self.source_address, 0) if self.source_address else None
@@ -127,7 +138,7 @@ class Connector:
                     await starttls_preamble(reader, writer, self.endpoint.starttls, self.timeout)
                 yield reader, writer
             finally:
-                writer.transport.abort()
+                await close_now(writer)
 
 
 async def _line(reader: asyncio.StreamReader, timeout: float, what: str) -> str:

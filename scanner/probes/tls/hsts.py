@@ -7,7 +7,7 @@ import asyncio
 import re
 import ssl
 
-from scanner.probes.tls.connection import Endpoint, ProbeConnectionError
+from scanner.probes.tls.connection import Endpoint, ProbeConnectionError, close_now
 from scanner.probes.tls.model import HstsPolicy
 from scanner.safetext import clip, decode_banner
 
@@ -95,5 +95,5 @@ async def fetch_hsts(endpoint: Endpoint, *, timeout: float) -> HstsPolicy | None
     except (TimeoutError, OSError, ssl.SSLError):
         return None
     finally:
-        writer.transport.abort()
+        await close_now(writer)
     return parse_head(bytes(head).split(b"\r\n\r\n", 1)[0])

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -327,10 +329,22 @@ def test_closed_port_is_an_error_not_an_exception() -> None:
 def test_connection_cap_per_host_holds(pki: dict[str, tuple[Path, Path]]) -> None:
     """A counting proxy in front of the legacy fake sees at most `connections_per_host`."""
     cert = der_of(pki["good"][0])
-    live = peak = total = 0
+    peak = total = 0
+    open_sockets: set[socket.socket] = set()
+
+    def still_open(sock: socket.socket) -> bool:
+        """Asks the kernel, not the event loop, whether the client has closed its end: a FIN
+        or a reset queued ahead of a new connection's accept counts, whatever order the loop
+        runs their callbacks in."""
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
 
     async def main() -> TlsEndpoint:
-        nonlocal live, peak, total
+        nonlocal peak, total
         with LegacyTlsServer(
             "127.0.85.50",
             PORT,
@@ -347,10 +361,15 @@ def test_connection_cap_per_host_holds(pki: dict[str, tuple[Path, Path]]) -> Non
                         await dst.drain()
 
             async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                """Counts a connection as live from its accept to the client's close."""
-                nonlocal live, peak, total
-                live, total = live + 1, total + 1
-                peak = max(peak, live)
+                """Counts the client's connections open at the socket level at each accept."""
+                nonlocal peak, total
+                for sock in [s for s in open_sockets if not still_open(s)]:
+                    open_sockets.discard(sock)
+                    sock.close()
+                mine = socket.socket(fileno=os.dup(writer.get_extra_info("socket").fileno()))
+                open_sockets.add(mine)
+                total += 1
+                peak = max(peak, len(open_sockets))
                 upstream: asyncio.Task[None] | None = None
                 try:
                     up_reader, up_writer = await asyncio.open_connection("127.0.85.50", PORT)
@@ -359,7 +378,6 @@ def test_connection_cap_per_host_holds(pki: dict[str, tuple[Path, Path]]) -> Non
                         await pump(reader, up_writer)
                     up_writer.close()
                 finally:
-                    live -= 1
                     if upstream is not None:
                         upstream.cancel()
                     writer.close()
@@ -374,7 +392,11 @@ def test_connection_cap_per_host_holds(pki: dict[str, tuple[Path, Path]]) -> Non
                 server.close()
                 await server.wait_closed()
 
-    result = asyncio.run(main())
+    try:
+        result = asyncio.run(main())
+    finally:
+        for sock in open_sockets:
+            sock.close()
     assert result.protocol(TlsVersion.TLS12).supported
     assert len(result.protocol(TlsVersion.TLS12).suites) > 20
     assert 1 <= peak <= 3
