@@ -60,19 +60,19 @@ class PackFileError(Exception):
 _PackLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _refuse_anchors_and_aliases(text: str) -> None:
+def _refuse_anchors_and_aliases(text: str, kind: str) -> None:
     """Walk the event stream before composing, so no alias is ever expanded (no alias bombs)."""
     for event in yaml.parse(text, Loader=_PackLoader):
         if isinstance(event, yaml.AliasEvent):
             raise PackFileError(
                 _mark_line(event.start_mark),
-                f"YAML alias '*{event.anchor}' is not allowed in a rule pack (write it out)",
+                f"YAML alias '*{event.anchor}' is not allowed in a {kind} (write it out)",
             )
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
             raise PackFileError(
                 _mark_line(event.start_mark),
-                f"YAML anchor '&{anchor}' is not allowed in a rule pack (write it out)",
+                f"YAML anchor '&{anchor}' is not allowed in a {kind} (write it out)",
             )
 
 
@@ -132,13 +132,16 @@ class _Builder:
         return result
 
 
-def read_pack_file(path: Path) -> tuple[Any, list[tuple[int, str]]]:
+def read_pack_file(
+    path: Path, *, kind: str = "rule pack", expected: str = "a mapping with pack, rules"
+) -> tuple[Any, list[tuple[int, str]]]:
     """The file's single YAML document as Located values, with the (line, message) problems
-    that did not stop reading; raises PackFileError when the file cannot be read at all."""
+    that did not stop reading; raises PackFileError when the file cannot be read at all.
+    Playbooks are read the same way (`kind="playbook"`)."""
     try:
         size = path.stat().st_size
         if size > MAX_PACK_BYTES:
-            raise PackFileError(0, f"file is {size} bytes; a pack may have {MAX_PACK_BYTES}")
+            raise PackFileError(0, f"file is {size} bytes; a {kind} may have {MAX_PACK_BYTES}")
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackFileError(0, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
@@ -146,10 +149,10 @@ def read_pack_file(path: Path) -> tuple[Any, list[tuple[int, str]]]:
         raise PackFileError(0, f"cannot read: {exc.strerror or exc}") from None
     loader = _PackLoader(text)
     try:
-        _refuse_anchors_and_aliases(text)
+        _refuse_anchors_and_aliases(text, kind)
         node = loader.get_single_node()
         if node is None:
-            raise PackFileError(0, "the file is empty (expected a mapping with pack, rules)")
+            raise PackFileError(0, f"the file is empty (expected {expected})")
         builder = _Builder(loader)
         return builder.build(node), builder.problems
     except yaml.MarkedYAMLError as exc:

@@ -154,7 +154,7 @@ def test_missing_path_and_empty_folder(tmp_path: Path) -> None:
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     big.write_bytes(b"#" * (MAX_PACK_BYTES + 1))
-    with pytest.raises(PackError, match=r"big\.yaml: file is \d+ bytes; a pack may have"):
+    with pytest.raises(PackError, match=r"big\.yaml: file is \d+ bytes; a rule pack may have"):
         load_packs([big])
 
 

@@ -82,10 +82,12 @@ class Action(ABC):
     def run(self, params: Params, ctx: StepContext) -> dict[str, Any]:
         """Acts; returns outputs (JSON-able, secrets only as references) for later steps."""
 
-    def verify(self, params: Params, ctx: StepContext, outputs: Mapping[str, Any]) -> None:
-        """Proves the effect; raises VerifyError when it does not hold. Default: nothing to prove."""
+    def verify(  # noqa: B027 - optional: most actions have nothing more to prove
+        self, params: Params, ctx: StepContext, outputs: Mapping[str, Any]
+    ) -> None:
+        """Proves the effect; raises VerifyError when it does not hold. Default: nothing."""
 
-    def compensate(
+    def compensate(  # noqa: B027 - optional: read-only actions have nothing to undo
         self,
         params: Params,
         ctx: StepContext,

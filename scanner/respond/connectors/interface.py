@@ -48,7 +48,9 @@ class Connector(ABC):
         result = self.run(["cat", "--", path], timeout=timeout)
         return result.stdout if result.ok else None
 
-    def write_file(self, path: str, data: bytes, *, mode: int = 0o600, timeout: float = 30.0) -> None:
+    def write_file(
+        self, path: str, data: bytes, *, mode: int = 0o600, timeout: float = 30.0
+    ) -> None:
         """Replaces the file atomically (temp file in the same folder, chmod, rename)."""
         from scanner.respond.errors import ConnectorError
 
