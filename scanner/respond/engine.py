@@ -72,6 +72,8 @@ def secret_refs(loaded: LoadedPlaybook, inputs: Mapping[str, Any]) -> dict[str, 
 
 
 def resolve_secrets(refs: Mapping[str, str], redactor: Redactor) -> dict[str, Secret]:
+    if not refs:
+        return {}
     from scanner.respond.credentials import resolve
 
     resolved = {}
