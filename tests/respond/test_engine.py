@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from scanner.respond.actions import registry
 from scanner.respond.engine import ApprovalNeeded, Hooks, resume_run, start_run
 from scanner.respond.errors import RespondError
 from scanner.respond.journal import Journal, LockHeld
@@ -27,12 +26,7 @@ from scanner.respond.secrets import Secret
 SECRET_VALUE = "s3cr3t-T0ken-value-42"
 
 
-@pytest.fixture(autouse=True)
-def write_action(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(registry.ACTIONS, "test.write_file", "tests.respond.file_action:WriteFile")
-    registry.action.cache_clear()
-    yield
-    registry.action.cache_clear()
+pytestmark = pytest.mark.usefixtures("write_action")
 
 
 @pytest.fixture
