@@ -264,8 +264,8 @@ class Runner:
             status = "rolled_back" if ok else "rollback_failed"
         always = [s for s in self.plan.steps if s.section == "always"]
         for planned in always:
-            row = done.get(planned.key)
-            if row and row.status in ("succeeded", "skipped"):
+            kept = done.get(planned.key)
+            if kept and kept.status in ("succeeded", "skipped"):
                 continue
             error = self._run_instances([planned], done)
             if error:
@@ -403,7 +403,7 @@ class Runner:
         finally:
             pool.shutdown(wait=True)
 
-    def _succeeded(self, planned: PlannedStep, outputs: Mapping[str, Any]) -> None:
+    def _succeeded(self, planned: PlannedStep, outputs: Mapping[str, Any]) -> str | None:
         clean = _redact_tree(dict(outputs), self.redactor)
         self.journal.step_update(self.run_id, planned.key, status="succeeded", outputs=clean,
                                  finished=_now())  # fmt: skip

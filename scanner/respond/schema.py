@@ -223,7 +223,7 @@ def _check_step(
     if step.target != LOCAL and step.target not in playbook.targets:
         known = ", ".join([LOCAL, *playbook.targets])
         problems.add((*at, "target"), f"unknown target '{step.target}' (known: {known})")
-    uses = [(step.uses, step.with_, (*at,))]
+    uses: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [(step.uses, step.with_, (*at,))]
     if isinstance(step.compensate, Compensation):
         uses.append((step.compensate.uses, step.compensate.with_, (*at, "compensate")))
     for name, with_, loc in uses:
