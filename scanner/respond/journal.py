@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -50,12 +51,13 @@ CREATE TABLE IF NOT EXISTS locks (
 );
 CREATE TABLE IF NOT EXISTS audit (
   run_id TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL,
-  kind TEXT NOT NULL, data TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL,
+  kind TEXT NOT NULL, data TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT,
   PRIMARY KEY (run_id, seq)
 );
 """
 
 GENESIS = "0" * 64
+AUDIT_COPY = "audit.jsonl"
 _RUN_FIELDS = {"status", "finished", "pid", "hostname", "error"}
 _STEP_FIELDS = {"status", "attempts", "prestate", "outputs", "error", "finished", "compensation"}
 _STEP_FIELDS |= {"compensation_error"}
@@ -81,6 +83,32 @@ def canonical(data: Any) -> str:
 def entry_hash(prev: str, run_id: str, seq: int, at: str, actor: str, kind: str, data: str) -> str:
     body = canonical([prev, run_id, seq, at, actor, kind, data])
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def audit_key() -> bytes | None:
+    """The key that signs audit entries (HMAC-SHA256 of each hash): $POSTURE_AUDIT_KEY, or the
+    file $POSTURE_AUDIT_KEY_FILE (mode 0600 or stricter). Without a key the chain still shows
+    any edit made by someone who does not recompute every later hash; with one, nobody without
+    the key can rewrite the chain at all."""
+    text = os.environ.get("POSTURE_AUDIT_KEY")
+    path = os.environ.get("POSTURE_AUDIT_KEY_FILE")
+    if not text and path:
+        try:
+            info = os.stat(path)
+            if info.st_mode & 0o077:
+                raise RespondError(f"{path}: the audit key file is readable by others: chmod 600")
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RespondError(f"{path}: cannot read the audit key: {exc.strerror}") from None
+    if not text:
+        return None
+    if len(text) < 16:
+        raise RespondError("the audit key must have at least 16 characters")
+    return text.encode()
+
+
+def sign(key: bytes, digest: str) -> str:
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
 
 
 def actor() -> str:
@@ -162,6 +190,14 @@ class AuditEntry:
     data: dict[str, Any]
     prev: str
     hash: str
+    mac: str | None = None
+
+
+def _read_copy(path: Path) -> list[dict[str, Any]] | None:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
 
 
 class LockHeld(RespondError):
@@ -171,8 +207,9 @@ class LockHeld(RespondError):
 class Journal:
     """One journal file; safe to use from the threads of one run (writes are serialised)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: bytes | None = None) -> None:
         self.path = path
+        self.key = key if key is not None else audit_key()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -356,15 +393,34 @@ class Journal:
             at = now()
             body = canonical(dict(data))
             digest = entry_hash(prev, run_id, seq, at, who, kind, body)
+            mac = sign(self.key, digest) if self.key else None
             db.execute(
-                "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, seq, at, who, kind, body, prev, digest),
+                "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, seq, at, who, kind, body, prev, digest, mac),
             )
             db.execute(
                 "UPDATE runs SET audit_head = ?, audit_count = ? WHERE id = ?",
                 (digest, seq, run_id),
             )
+            workdir = db.execute("SELECT workdir FROM runs WHERE id = ?", (run_id,)).fetchone()
+            self._mirror(Path(workdir["workdir"]), {
+                "run_id": run_id, "seq": seq, "at": at, "actor": who, "kind": kind,
+                "data": body, "prev": prev, "hash": digest, "mac": mac,
+            })  # fmt: skip
             return digest
+
+    @staticmethod
+    def _mirror(workdir: Path, entry: Mapping[str, Any]) -> None:
+        """A second copy of the chain, one JSON line per entry, in the run's folder: something
+        to ship to write-once storage, and what `verify` compares the journal against."""
+        if not workdir.is_dir():
+            return
+        fd = os.open(workdir / AUDIT_COPY, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (canonical(dict(entry)) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def audit_entries(self, run_id: str) -> list[AuditEntry]:
         rows = self._db.execute(
@@ -394,10 +450,34 @@ class Journal:
             )
             if digest != r["hash"]:
                 problems.append(f"entry {r['seq']} ({r['kind']}) was altered after it was written")
+            if self.key is not None:
+                if r["mac"] is None:
+                    problems.append(f"entry {r['seq']} carries no signature of the audit key")
+                elif not hmac.compare_digest(r["mac"], sign(self.key, r["hash"])):
+                    problems.append(
+                        f"entry {r['seq']}'s signature does not match: the chain was rewritten "
+                        "by someone without the audit key"
+                    )
             prev = r["hash"]
+        problems += self._compare_copy(run, rows)
         if len(rows) != run.audit_count or prev != (run.audit_head or GENESIS):
             problems.append(
                 f"the chain ends at entry {len(rows)} but the run recorded {run.audit_count} "
                 "entries ending elsewhere (entries were removed or added)"
             )
+        return problems
+
+    def _compare_copy(self, run: RunRow, rows: Sequence[sqlite3.Row]) -> list[str]:
+        copy = _read_copy(Path(run.workdir) / AUDIT_COPY)
+        if copy is None:
+            return (
+                [] if not Path(run.workdir).exists() else [f"{AUDIT_COPY} is missing or unreadable"]
+            )
+        problems = []
+        for r, line in zip(rows, copy, strict=False):
+            if line.get("hash") != r["hash"] or line.get("data") != r["data"]:
+                problems.append(f"entry {r['seq']} differs from its copy in {AUDIT_COPY}")
+                break
+        if len(copy) != len(rows):
+            problems.append(f"{AUDIT_COPY} holds {len(copy)} entries, the journal {len(rows)}")
         return problems

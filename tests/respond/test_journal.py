@@ -77,7 +77,7 @@ def test_reordered_entries_are_found(journal: Journal) -> None:
         rows = db.execute("SELECT * FROM audit WHERE seq IN (2, 3) ORDER BY seq").fetchall()
         db.execute("DELETE FROM audit WHERE seq IN (2, 3)")
         for row in reversed(rows):
-            db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     problems = journal.verify_audit("r1")
     assert any("reordered" in p for p in problems)
 
@@ -132,3 +132,82 @@ def test_a_dead_holder_is_never_taken_over(tmp_path: Path) -> None:
         assert j.run("a").crashed
         with pytest.raises(LockHeld, match="stopped without finishing: resume it"):
             j.lock(["ssh:10.0.0.1"], "b", wait=30)
+
+
+def _rewrite_whole_chain(path: Path, run_id: str, seq: int, text: str) -> None:
+    """What a careful forger with write access does: change an entry and recompute every
+    later hash and the run's head, so the chain itself looks whole."""
+    with sqlite3.connect(path, isolation_level=None) as db:
+        rows = db.execute(
+            "SELECT seq, at, actor, kind, data FROM audit WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
+        prev = "0" * 64
+        for number, at, who, kind, data in rows:
+            if number == seq:
+                data = canonical({"forged": text})
+            digest = entry_hash(prev, run_id, number, at, who, kind, data)
+            db.execute(
+                "UPDATE audit SET data = ?, prev = ?, hash = ? WHERE run_id = ? AND seq = ?",
+                (data, prev, digest, run_id, number),
+            )
+            prev = digest
+        db.execute("UPDATE runs SET audit_head = ? WHERE id = ?", (prev, run_id))
+
+
+def _signed_run(tmp_path: Path, key: bytes | None) -> Journal:
+    j = Journal(tmp_path / "signed.sqlite", key=key)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    j.create_run({
+        "id": "s1", "playbook_id": "p", "playbook_version": "1", "playbook_path": "/p.yaml",
+        "playbook_sha256": "0" * 64, "plan_hash": "1" * 64, "inputs": {}, "status": "running",
+        "started": "2026-11-24T00:00:00", "pid": os.getpid(), "hostname": os.uname().nodename,
+        "actor": "t", "workdir": str(workdir),
+    })  # fmt: skip
+    for i in range(4):
+        j.audit("s1", "k", {"i": i}, "t")
+    return j
+
+
+def test_the_copy_beside_the_run_catches_a_rewritten_chain(tmp_path: Path) -> None:
+    j = _signed_run(tmp_path, key=None)
+    copy = (tmp_path / "run" / "audit.jsonl").read_text().splitlines()
+    assert len(copy) == 4 and oct((tmp_path / "run" / "audit.jsonl").stat().st_mode)[-3:] == "600"
+    assert j.verify_audit("s1") == []
+    _rewrite_whole_chain(j.path, "s1", 2, "nothing happened")
+    assert j.verify_audit("s1") == ["entry 2 differs from its copy in audit.jsonl"]
+    j.close()
+
+
+def test_the_audit_key_catches_a_rewrite_of_both_copies(tmp_path: Path) -> None:
+    key = b"k" * 32
+    j = _signed_run(tmp_path, key=key)
+    assert j.verify_audit("s1") == []
+    _rewrite_whole_chain(j.path, "s1", 3, "nothing happened")
+    (tmp_path / "run" / "audit.jsonl").unlink()  # and the forger removed the copy
+    problems = j.verify_audit("s1")
+    assert "entry 3's signature does not match" in problems[0]
+    assert "audit.jsonl is missing or unreadable" in problems
+    j.close()
+    with Journal(j.path, key=b"x" * 32) as other:  # a wrong key fails every entry
+        assert len([p for p in other.verify_audit("s1") if "signature" in p]) == 4
+
+
+def test_the_audit_key_comes_from_the_environment_or_a_private_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scanner.respond.errors import RespondError
+    from scanner.respond.journal import audit_key
+
+    monkeypatch.delenv("POSTURE_AUDIT_KEY", raising=False)
+    key_file = tmp_path / "audit.key"
+    key_file.write_text("0123456789abcdef0123\n")
+    key_file.chmod(0o644)
+    monkeypatch.setenv("POSTURE_AUDIT_KEY_FILE", str(key_file))
+    with pytest.raises(RespondError, match="chmod 600"):
+        audit_key()
+    key_file.chmod(0o600)
+    assert audit_key() == b"0123456789abcdef0123"
+    monkeypatch.setenv("POSTURE_AUDIT_KEY", "short")
+    with pytest.raises(RespondError, match="at least 16"):
+        audit_key()
