@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import pwd
 import socket
 import sqlite3
 import threading
@@ -113,7 +114,12 @@ def sign(key: bytes, digest: str) -> str:
 
 def actor() -> str:
     """Who acts: the login behind sudo when there is one, and the machine."""
-    user = os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid())
+    user = os.environ.get("SUDO_USER")
+    if not user:
+        try:
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
 
 
