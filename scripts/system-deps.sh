@@ -25,6 +25,8 @@ have nginx || need_pkgs+=(nginx-light)
 have crontab || need_pkgs+=(cron)
 # Authenticated inventory tests log in to a private sshd they start on a loopback address.
 { have sshd || [ -x /usr/sbin/sshd ]; } || need_pkgs+=(openssh-server)
+# Playbooks isolate hosts with an nftables table; the tests do it inside network namespaces.
+{ have nft || [ -x /usr/sbin/nft ]; } || need_pkgs+=(nftables)
 
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   exit 0

@@ -144,7 +144,7 @@ def _plan_json(plan: Any) -> dict[str, Any]:
         **plan.document(),
         "plan_hash": plan.hash,
         "gated": plan.gated(),
-        "probes": {s.key: s.probe for s in plan.steps if s.probe is not None},
+        "probes": {s.key: s.probe for s in plan.steps if s.probe},
         "problems": {s.key: s.problem for s in plan.steps if s.problem},
     }
 

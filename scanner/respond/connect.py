@@ -28,6 +28,7 @@ class TargetPlan:
     port: int
     netns: str | None
     key: str | None
+    known_hosts: str | None = None
 
     def shown(self) -> dict[str, Any]:
         return {
@@ -37,6 +38,7 @@ class TargetPlan:
             "port": self.port if self.connector == "ssh" else None,
             "netns": self.netns,
             "key": self.key,
+            "known_hosts": self.known_hosts,
         }
 
 
@@ -49,6 +51,12 @@ def resolve_targets(
         try:
             value = render_text(spec.address, context)
             port = int(render_text(str(spec.port), context))
+            user = str(render_text(spec.user, context))
+            known_hosts = (
+                str(render_text(spec.known_hosts, context)).strip() or None
+                if spec.known_hosts
+                else None
+            )
         except Exception as exc:  # a template error or a bad port: the playbook's fault
             raise PlaybookError(f"target '{name}': {exc}") from None
         addresses = value if isinstance(value, list) else [value]
@@ -62,8 +70,8 @@ def resolve_targets(
         if not 1 <= port <= 65535:
             raise PlaybookError(f"target '{name}': port {port} is out of range")
         plans[name] = TargetPlan(
-            name, spec.connector, tuple(dict.fromkeys(addresses)), spec.user, port, spec.netns,
-            spec.key,
+            name, spec.connector, tuple(dict.fromkeys(addresses)), user, port, spec.netns,
+            spec.key, known_hosts,
         )  # fmt: skip
     return plans
 
@@ -103,9 +111,10 @@ class Connectors:
             user=plan.user,
             port=plan.port,
             identity=identity,
-            known_hosts=Path(spec.known_hosts) if spec.known_hosts else None,
+            known_hosts=Path(plan.known_hosts).expanduser() if plan.known_hosts else None,
             strict=spec.strict_host_keys,
             netns=plan.netns,
+            identity_label=f"<key {plan.key}>" if plan.key else None,
         )
 
     def _keyfile(self, name: str) -> Path:

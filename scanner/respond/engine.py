@@ -98,6 +98,9 @@ def prepare(
     redactor = Redactor()
     secrets = resolve_secrets(secret_refs(loaded, inputs), redactor)
     creds = {n: secrets[r] for n, r in loaded.playbook.credentials.items()}
+    for name, value in inputs.items():
+        if isinstance(value, SecretRef):
+            creds.setdefault(name, secrets[value.ref])
     from scanner.respond.connect import resolve_targets
 
     targets = resolve_targets(

@@ -60,6 +60,8 @@ def parse_one(name: str, spec: InputSpec, text: Any) -> Any:
     """One value of input `name` as its kind (ValueError with a message naming the input)."""
     kind = spec.type
     if kind == "secret":
+        if isinstance(text, SecretRef):  # already parsed (a resumed run's journaled inputs)
+            return SecretRef(name, text.ref)
         if not isinstance(text, str) or not SECRET_REF.match(text):
             raise ValueError(
                 f"input '{name}' is a secret: give a reference (env:NAME, file:/PATH or "

@@ -38,8 +38,8 @@ class TargetSpec(_Model):
     address: str = "localhost"
     user: str = "root"
     port: int | str = 22
-    key: str | None = None  # the name of a credential holding the private key
-    known_hosts: str | None = None
+    key: str | None = None  # a credential, or a secret input, holding the private key
+    known_hosts: str | None = None  # a file (a template; empty: ssh's own ~/.ssh/known_hosts)
     strict_host_keys: bool = True
     netns: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     max_parallel: int = Field(default=10, ge=1, le=256)
@@ -201,8 +201,14 @@ def _check(playbook: Playbook, problems: _Problems) -> None:
             problems.add(
                 ("targets", name), f"'{LOCAL}' is the responder's machine; pick another name"
             )
-        if target.key is not None and target.key not in playbook.credentials:
-            problems.add(("targets", name, "key"), f"unknown credential '{target.key}'")
+        secret_inputs = {n for n, spec in playbook.inputs.items() if spec.type == "secret"}
+        if target.key is not None and target.key not in {*playbook.credentials, *secret_inputs}:
+            problems.add(
+                ("targets", name, "key"), f"unknown credential or secret input '{target.key}'"
+            )
+        if target.known_hosts is not None:
+            _check_templates(playbook, problems, ("targets", name, "known_hosts"),
+                             target.known_hosts, None)  # fmt: skip
         if target.connector == "local" and (target.key or target.known_hosts):
             problems.add(("targets", name), "a local target takes no key or known_hosts")
         _check_templates(playbook, problems, ("targets", name, "address"), target.address, None)

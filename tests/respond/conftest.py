@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from scanner.respond.actions import registry
+from tests.respond.netns import lab  # noqa: F401 - the namespace hosts fixture
 
 
 @pytest.fixture

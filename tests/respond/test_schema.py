@@ -78,7 +78,7 @@ def test_a_good_playbook_loads(tmp_path: Path) -> None:
         ("version: 1\n", "version: 1\nsteps_typo: []\n", "book.yaml:3: steps_typo: unknown key"),
         ("    when: steps.one.status == 'succeeded'", "    when: steps.one.status ==",
          "book.yaml:18: bad template"),
-        ("key: key}", "key: nokey}", "book.yaml:9: unknown credential 'nokey'"),
+        ("key: key}", "key: nokey}", "book.yaml:9: unknown credential or secret input 'nokey'"),
     ],
 )  # fmt: skip
 def test_each_problem_names_its_line(tmp_path: Path, old: str, new: str, expected: str) -> None:

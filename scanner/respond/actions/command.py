@@ -44,13 +44,13 @@ class Command(Action):
     def run(self, params: Params, ctx: StepContext) -> dict[str, Any]:
         p = _p(params)
         result = _run(ctx, p.argv, p.input)
-        outputs = {
+        outputs: dict[str, Any] = {
             "returncode": result.returncode,
             "stdout": ctx.redactor.bytes(result.stdout)[:OUTPUT_KEPT],
             "stderr": ctx.redactor.bytes(result.stderr)[:OUTPUT_KEPT],
         }
         if result.returncode not in p.ok_codes:
-            last = outputs["stderr"].strip().splitlines()[-1:] or ["(no output)"]
+            last = str(outputs["stderr"]).strip().splitlines()[-1:] or ["(no output)"]
             raise ActionError(f"{p.argv[0]} exited with {result.returncode}: {last[0][:500]}")
         return outputs
 
