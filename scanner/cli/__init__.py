@@ -20,6 +20,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("scanner.cli.diff", "diff_command"),
     "findings": ("scanner.cli.findings", "findings_cmd"),
     "job": ("scanner.cli.job", "job_group"),
+    "keystore": ("scanner.cli.keystore", "keystore_group"),
     "playbook": ("scanner.cli.playbook", "playbook_group"),
     "report": ("scanner.cli.report", "report_command"),
     "rules": ("scanner.cli.rules", "rules_group"),

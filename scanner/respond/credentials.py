@@ -29,7 +29,10 @@ def resolve(ref: str) -> Secret:
         from scanner.respond.keystore import default_keystore
 
         name, _, version = rest.partition("@")
-        return default_keystore().get(name, int(version) if version else None)
+        if version and not version.isdigit():
+            raise KeystoreError(f"credential {ref[:60]}: the version after @ is a number")
+        with default_keystore() as store:
+            return store.get(name, int(version) if version else None)
     raise KeystoreError(f"credential {ref[:40]!r}: unknown kind {kind!r} ({FORMS})")
 
 

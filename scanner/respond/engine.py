@@ -178,15 +178,36 @@ class Runner:
         self.journal.audit(self.run_id, kind, clean, self.who)
 
     def _put_secret(self, name: str, value: Secret) -> str:
+        """Stores a minted secret as a pending version; the step's success confirms it (the
+        version before stays as `previous`), its undo discards it."""
         self.redactor.add(value)
         if self._keystore_put is None:
             from scanner.respond.keystore import default_keystore
 
-            ref = default_keystore().put(name, value)
+            with default_keystore() as store:
+                ref = store.put(name, value)
         else:
             ref = self._keystore_put(name, value)
-        self.audit("secret.stored", {"name": name, "ref": ref})
+        self.audit("secret.stored", {"name": name, "ref": ref, "state": "pending"})
         return ref
+
+    def _settle_secrets(self, outputs: Mapping[str, Any], confirm: bool) -> None:
+        """Confirms (or discards) the pending keystore versions a step's outputs name."""
+        refs = [v for v in _strings(outputs) if v.startswith("keystore:") and "@" in v]
+        if not refs or self._keystore_put is not None:
+            return
+        from scanner.respond.keystore import default_keystore
+
+        with default_keystore() as store:
+            for ref in refs:
+                name, _, version = ref.removeprefix("keystore:").rpartition("@")
+                if not version.isdigit():
+                    continue
+                if confirm:
+                    store.confirm(name, int(version))
+                else:
+                    store.discard(name, int(version))
+                self.audit("secret.confirmed" if confirm else "secret.discarded", {"ref": ref})
 
     # --- contexts ----------------------------------------------------------------------
 
@@ -408,6 +429,7 @@ class Runner:
 
     def _succeeded(self, planned: PlannedStep, outputs: Mapping[str, Any]) -> str | None:
         clean = _redact_tree(dict(outputs), self.redactor)
+        self._settle_secrets(clean, confirm=True)
         self.journal.step_update(self.run_id, planned.key, status="succeeded", outputs=clean,
                                  finished=_now())  # fmt: skip
         self.audit("step.succeeded", {"step": planned.step.id, "address": planned.address,
@@ -457,6 +479,8 @@ class Runner:
                     params = comp_action.validate(to_secrets(rendered, self.secrets))
                     outputs = row.outputs if row.status == "succeeded" else None
                     comp_action.compensate(params, ctx, row.prestate, outputs)
+                    if outputs:
+                        self._settle_secrets(outputs, confirm=False)
                 self.journal.step_update(self.run_id, row.key, compensation="done")
                 self.audit("step.compensated", {"step": step.id, "address": row.address})
             except Exception as exc:
@@ -474,6 +498,16 @@ def _now() -> str:
     from scanner.respond.journal import now
 
     return now()
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 def _redact_tree(value: Any, redactor: Redactor) -> Any:
