@@ -27,6 +27,8 @@ have crontab || need_pkgs+=(cron)
 { have sshd || [ -x /usr/sbin/sshd ]; } || need_pkgs+=(openssh-server)
 # Playbooks isolate hosts with an nftables table; the tests do it inside network namespaces.
 { have nft || [ -x /usr/sbin/nft ]; } || need_pkgs+=(nftables)
+# Password rotation is tested against a real PostgreSQL server the tests start themselves.
+[ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   exit 0

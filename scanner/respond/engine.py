@@ -387,10 +387,13 @@ class Runner:
         self.audit("step.intent", {"step": step.id, "uses": step.uses, "address": planned.address,
                                    "params": shown(rendered)})  # fmt: skip
         self.hooks.say(f"{step.id} [{planned.address}]: {act.summary}")
-        try:
-            prestate = act.prestate(params, ctx)
-        except Exception as exc:
-            return self._failed(planned, f"cannot read the state before acting: {exc}")
+        if journaled is not None and journaled.prestate is not None:
+            prestate = journaled.prestate  # the state before the first try is what undo restores
+        else:
+            try:
+                prestate = act.prestate(params, ctx)
+            except Exception as exc:
+                return self._failed(planned, f"cannot read the state before acting: {exc}")
         self.journal.step_update(self.run_id, key, prestate=prestate)
         delay = step.retry.delay
         last = ""

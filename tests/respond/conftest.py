@@ -8,6 +8,7 @@ import pytest
 
 from scanner.respond.actions import registry
 from tests.respond.netns import lab  # noqa: F401 - the namespace hosts fixture
+from tests.respond.postgres import postgres  # noqa: F401 - the PostgreSQL server fixture
 
 
 @pytest.fixture
