@@ -19,8 +19,6 @@ import fcntl
 import json
 import re
 import shutil
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,21 +186,11 @@ def notify(job: Job, payload: dict[str, Any]) -> str | None:
     """POST the payload to the job's webhook, retrying with backoff; None on success, else why
     it failed (the run itself stands)."""
     assert job.webhook is not None
-    body = json.dumps(payload).encode("utf-8")
-    error = "not sent"
-    for attempt in range(WEBHOOK_ATTEMPTS):
-        request = urllib.request.Request(  # noqa: S310 - an http(s) URL checked when parsed
-            job.webhook, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as answer:  # noqa: S310
-                if 200 <= answer.status < 300:
-                    return None
-                error = f"HTTP {answer.status}"
-        except OSError as exc:
-            error = str(exc)
-        if attempt + 1 < WEBHOOK_ATTEMPTS:
-            time.sleep(0.5 * 2**attempt)
+    from scanner.webhook import post_json
+
+    _, error = post_json(
+        job.webhook, payload, timeout=WEBHOOK_TIMEOUT, attempts=WEBHOOK_ATTEMPTS, backoff=0.5
+    )
     return error
 
 
