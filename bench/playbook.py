@@ -17,6 +17,7 @@ verified both ways, then released by release-host. No packet leaves the namespac
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -154,13 +155,22 @@ def isolation(hosts: int) -> list[tuple[str, float]]:
     with bench_lab(hosts) as lab:
         run = lab.posture_argv
         env = lab.env
-        names = ",".join(lab.addresses)
+        common = ["-i", f"hosts={','.join(lab.addresses)}", "-i", f"ssh_key=file:{lab.lab.key}",
+                  "-i", f"known_hosts={lab.lab.known_hosts}"]  # fmt: skip
+        isolate_inputs = [*common, "-i", f"management={lab.management}",
+                          "-i", f"outside_netns={lab.lab.other}"]  # fmt: skip
+        plan = subprocess.run(
+            [*run, "playbook", "plan", "isolate-host", "--json", "--no-probe", *isolate_inputs],
+            env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
+        )  # fmt: skip
+        if plan.returncode != 0:
+            raise SystemExit(f"plan failed: {plan.stderr[-2000:]}")
+        plan_hash = json.loads(plan.stdout)["plan_hash"]
         start = time.perf_counter()
         isolate = subprocess.run(
-            [*run, "playbook", "run", "isolate-host", "--yes", "--json", "-i", f"hosts={names}",
-             "-i", f"management={lab.management}", "--approve", "all", "--plan-hash",
-             lab.plan_hash("isolate-host", hosts=names)],
-            env=env, capture_output=True, text=True, timeout=TIMEOUT,
+            [*run, "playbook", "run", "isolate-host", "--yes", "--json", *isolate_inputs,
+             "--approve", "all", "--plan-hash", plan_hash],
+            env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
         )  # fmt: skip
         isolated = time.perf_counter() - start
         if isolate.returncode != 0:
@@ -168,8 +178,8 @@ def isolation(hosts: int) -> list[tuple[str, float]]:
         lab.check_isolated(True)
         start = time.perf_counter()
         release = subprocess.run(
-            [*run, "playbook", "run", "release-host", "--yes", "--json", "-i", f"hosts={names}"],
-            env=env, capture_output=True, text=True, timeout=TIMEOUT,
+            [*run, "playbook", "run", "release-host", "--yes", "--json", *common],
+            env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
         )  # fmt: skip
         released = time.perf_counter() - start
         if release.returncode != 0:
@@ -181,12 +191,12 @@ def isolation(hosts: int) -> list[tuple[str, float]]:
     ]
 
 
-def table(rows: list[tuple[str, float]], steps: int) -> None:
+def table(rows: list[tuple[str, float]], steps: int | None) -> None:
     width = max(len(name) for name, _ in rows)
     print(f"{'':<{width}}  {'total s':>8}  {'ms/step':>8}  {'vs posture':>10}")
     base = next((t for n, t in rows if n.startswith("posture, command")), None)
     for name, seconds in rows:
-        per = f"{seconds / steps * 1000:8.1f}" if "isolate" not in name else " " * 8
+        per = f"{seconds / steps * 1000:8.1f}" if steps else " " * 8
         ratio = f"{seconds / base:9.2f}x" if base and "ansible" in name else ""
         print(f"{name:<{width}}  {seconds:8.2f}  {per}  {ratio:>10}")
 
@@ -205,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         iso = isolation(args.hosts)
         if iso:
             print()
-            table(iso, 1)
+            table(iso, None)
     return 0
 
 

@@ -271,15 +271,6 @@ class BenchLab:
     def posture_argv(self) -> list[str]:
         return ["ip", "netns", "exec", self.lab.mgmt, sys.executable, "-m", "scanner"]
 
-    def plan_hash(self, playbook: str, **inputs: str) -> str:
-        argv = [*self.posture_argv, "playbook", "plan", playbook, "--json", "--no-probe"]
-        for name, value in inputs.items():
-            argv += ["-i", f"{name}={value}"]
-        argv += ["-i", f"management={self.management}"]
-        done = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120,
-                              cwd=ROOT, check=True)  # fmt: skip
-        return str(json.loads(done.stdout)["plan_hash"])
-
     def check_isolated(self, isolated: bool) -> None:
         for i in range(self.lab.hosts):
             other = self.lab.connects(self.lab.other, host_address(i), timeout=1.0)
@@ -296,6 +287,5 @@ def bench_lab(hosts: int) -> Iterator[BenchLab]:
         Path(tmp), hosts, label="b"
     ) as lab:  # fmt: skip
         journal = Path(tmp) / "journal" / "respond.sqlite"
-        env = {**os.environ, "POSTURE_JOURNAL": str(journal), "PYTHONPATH": str(ROOT),
-               "POSTURE_LAB_KEY": str(lab.key)}  # fmt: skip
+        env = {**os.environ, "POSTURE_JOURNAL": str(journal), "PYTHONPATH": str(ROOT)}
         yield BenchLab(lab, journal, env)
