@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/portscan.py
 	$(PY) bench/tls.py
 	$(PY) bench/vulndb.py
+	$(PY) bench/playbook.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

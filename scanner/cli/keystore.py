@@ -123,3 +123,6 @@ def rotate_key_command(new_key_file: Path | None, path: Path | None) -> None:
     with _open(path) as store:
         count = store.rotate_key(new)
     click.echo(f"re-encrypted {count} secret versions; use the new key from now on")
+
+
+COMMANDS: list[click.Command] = [keystore_group]

@@ -403,3 +403,6 @@ def abandon_command(run_id: str, reason: str, journal_path: Path | None) -> None
     with _open_journal(journal_path) as journal:
         abandon_run(journal, run_id, reason)
     click.echo(f"run {run_id}: abandoned; its targets are free")
+
+
+COMMANDS: list[click.Command] = [playbook_group]
