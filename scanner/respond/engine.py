@@ -563,11 +563,7 @@ def start_run(
             "file": str(path.resolve()), "sha256": loaded.sha256, "plan_hash": plan.hash,
             "inputs": shown(inputs), "credentials": dict(loaded.playbook.credentials),
         })  # fmt: skip
-        for step_id in approved:
-            journal.approve(run_id, step_id, plan.hash, runner.who, "--approve")
-            runner.audit(
-                "approval.given", {"step": step_id, "plan_hash": plan.hash, "how": "--approve"}
-            )
+        _record_approvals(runner, approved)
         return _drive(journal, runner, plan, set(approved), lock_wait, resume=False)
     finally:
         connectors.close()
@@ -612,11 +608,7 @@ def resume_run(
         runner = Runner(journal, plan, redactor, secrets, connectors, run_id, workdir, hooks,
                         keystore_put)  # fmt: skip
         runner.audit("run.resumed", {"previous_status": run.status, "crashed": run.crashed})
-        for step_id in given:
-            journal.approve(run_id, step_id, plan.hash, runner.who, "--approve")
-            runner.audit(
-                "approval.given", {"step": step_id, "plan_hash": plan.hash, "how": "--approve"}
-            )
+        _record_approvals(runner, given)
         return _drive(journal, runner, plan, set(approved), lock_wait, resume=True)
     finally:
         connectors.close()
@@ -648,6 +640,15 @@ def _drive(journal: Journal, runner: Runner, plan: Plan, approved: set[str], loc
     runner.audit("run.finished", {"status": outcome.status, "error": outcome.error})
     journal.unlock(run_id)
     return outcome
+
+
+def _record_approvals(runner: Runner, approved: Mapping[str, str]) -> None:
+    """Approvals given up front (--approve with the plan's hash), journaled and audited."""
+    for step_id, plan_hash in approved.items():
+        runner.journal.approve(runner.run_id, step_id, plan_hash, runner.who, "--approve")
+        runner.audit(
+            "approval.given", {"step": step_id, "plan_hash": plan_hash, "how": "--approve"}
+        )
 
 
 def _refuse_broken_plan(plan: Plan) -> None:

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import signal
-import subprocess
 from collections.abc import Sequence
 
-from scanner.respond.connectors.interface import OUTPUT_LIMIT, CommandResult, Connector
+from scanner.respond.connectors.interface import CommandResult, Connector
+from scanner.respond.connectors.process import run_process
 from scanner.respond.errors import ConnectorError
 
 _NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -37,24 +35,7 @@ class LocalConnector(Connector):
     def run(
         self, argv: Sequence[str], *, input: bytes | None = None, timeout: float = 30.0
     ) -> CommandResult:
-        full = self._argv(argv)
-        try:
-            # A session of its own, so a timeout kills the command's children too.
-            proc = subprocess.Popen(
-                full,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ConnectorError(f"{self.host}: cannot start {argv[0]}: {exc.strerror}") from None
-        try:
-            out, err = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise ConnectorError(
-                f"{self.host}: {argv[0]} did not finish within {timeout:g}s and was killed"
-            ) from None
-        return CommandResult(tuple(argv), proc.returncode, out[:OUTPUT_LIMIT], err[:OUTPUT_LIMIT])
+        code, out, err = run_process(
+            self._argv(argv), input=input, timeout=timeout, host=self.host, what=argv[0]
+        )
+        return CommandResult(tuple(argv), code, out, err)

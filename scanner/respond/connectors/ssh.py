@@ -7,16 +7,14 @@ argument. BatchMode: a missing key or an unknown host key fails instead of promp
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from scanner.respond.connectors.interface import OUTPUT_LIMIT, CommandResult, Connector
+from scanner.respond.connectors.interface import CommandResult, Connector
+from scanner.respond.connectors.process import run_process
 from scanner.respond.errors import ConnectorError
 
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
@@ -82,27 +80,12 @@ class SshConnector(Connector):
             raise ConnectorError("an empty command")
         if shutil.which("ssh") is None:
             raise ConnectorError("the OpenSSH client is missing: apt-get install -y openssh-client")
-        full = [*self._ssh(), shlex.join(argv)]
-        try:
-            proc = subprocess.Popen(
-                full,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ConnectorError(f"{self.host}: cannot start ssh: {exc.strerror}") from None
-        try:
-            out, err = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise ConnectorError(
-                f"{self.host}: {argv[0]} did not finish within {timeout:g}s over ssh and was killed"
-            ) from None
-        if proc.returncode == 255:
+        code, out, err = run_process(
+            [*self._ssh(), shlex.join(argv)], input=input, timeout=timeout, host=self.host,
+            what=f"{argv[0]} over ssh",
+        )  # fmt: skip
+        if code == 255:
             lines = [ln for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
             reason = lines[-1][:300] if lines else "exit 255"
             raise ConnectorError(f"{self.user}@{self.host}:{self.port}: ssh failed: {reason}")
-        return CommandResult(tuple(argv), proc.returncode, out[:OUTPUT_LIMIT], err[:OUTPUT_LIMIT])
+        return CommandResult(tuple(argv), code, out, err)
