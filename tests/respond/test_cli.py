@@ -4,13 +4,19 @@ run with approvals bound to that hash, status, audit --verify on a tampered log,
 from __future__ import annotations
 
 import json
+import os
+import pty
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from scanner.cli import cli
+from tests.respond.test_engine import RUNNER
 
 pytestmark = pytest.mark.usefixtures("write_action")
 
@@ -132,3 +138,38 @@ def test_shipped_playbooks_validate(tmp_path: Path) -> None:
     expected = {"isolate-host", "release-host", "rotate-ssh-key", "rotate-db-password",
                 "compromised-host"}  # fmt: skip
     assert expected <= names
+
+
+def test_approval_asked_at_a_terminal(tmp_path: Path, book: Path) -> None:
+    """A real pseudo-terminal: the gated step's parameters and question are shown, and the
+    answer typed there approves it (bound to the plan hash in the audit log)."""
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "POSTURE_JOURNAL": str(tmp_path / "j" / "respond.sqlite")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, "playbook", "run", str(book), "-i", "word=hello", "--yes"],
+        stdin=secondary, stdout=secondary, stderr=secondary, env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"[y/N]" not in seen and time.monotonic() < deadline:
+            seen += os.read(primary, 4096)
+        assert b"Run gated?" in seen and b'"text": "n=5"' in seen
+        os.write(primary, b"y\n")
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                seen += os.read(primary, 4096)
+            except OSError:
+                break
+        assert proc.wait(timeout=30) == 0, seen.decode(errors="replace")
+    finally:
+        proc.kill()
+        os.close(primary)
+    assert (tmp_path / "gated.txt").read_text() == "n=5\n"
+    _, out, _ = invoke(tmp_path, "playbook", "status", "--json")
+    run_id = json.loads(out)[0]["run_id"]
+    _, audit, _ = invoke(tmp_path, "playbook", "audit", run_id, "--json")
+    given = [e["data"] for e in json.loads(audit)["entries"] if e["kind"] == "approval.given"]
+    assert given and given[0]["how"] == "terminal" and given[0]["step"] == "gated"
