@@ -27,6 +27,8 @@ have crontab || need_pkgs+=(cron)
 { have sshd || [ -x /usr/sbin/sshd ]; } || need_pkgs+=(openssh-server)
 # Playbooks isolate hosts with an nftables table; the tests do it inside network namespaces.
 { have nft || [ -x /usr/sbin/nft ]; } || need_pkgs+=(nftables)
+# PDF reports are printed by headless Chromium; the tests also look at the HTML reports in it.
+{ have chromium || have chromium-browser || have google-chrome; } || need_pkgs+=(chromium fonts-dejavu-core)
 # Password rotation is tested against a real PostgreSQL server the tests start themselves.
 [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 

@@ -14,7 +14,7 @@ from scanner.report.collect import collect_report
 from scanner.report.output import write_atomically
 from scanner.store.db import Store
 
-_BY_EXTENSION = {f.extension: name for name, f in FORMATS.items()}
+_BY_EXTENSION = {f.extension: name for name, f in FORMATS.items()} | {"pdf": "pdf"}
 
 
 def _format_name(fmt: str | None, output: Path | None) -> str:
@@ -30,9 +30,10 @@ def _format_name(fmt: str | None, output: Path | None) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(list(FORMATS)),
+    type=click.Choice([*FORMATS, "pdf"]),
     default=None,
-    help="Report format [default: from the -o file's extension, else html].",
+    help="Report format [default: from the -o file's extension, else html]; pdf is the html "
+    "report printed by headless Chromium (needs -o).",
 )
 @click.option(
     "--scan", "scan_id", type=click.IntRange(min=1), default=None, help="Scan ID [latest]."
@@ -95,13 +96,19 @@ def report_command(
     Text from scanned hosts is escaped for the format and clipped; nothing in the HTML report
     loads from the network.
     """
+    name = _format_name(fmt, output)
+    pdf = name == "pdf"
+    if pdf and output is None:
+        raise click.UsageError("a PDF report needs -o FILE (it is not written to a terminal)")
+    if pdf:
+        name = "html"
     if profile == "executive":
-        _executive(ctx, _format_name(fmt, output), output, since, db_path)
+        _executive(ctx, name, output, since, db_path, pdf=pdf)
         return
     if profile == "compliance":
-        _compliance(ctx, _format_name(fmt, output), output, framework, since, db_path)
+        _compliance(ctx, name, output, framework, since, db_path, pdf=pdf)
         return
-    report_format = get_format(_format_name(fmt, output))
+    report_format = get_format(name)
     ruleset = load_ruleset(ctx, rule_paths)
     with Store(resolve_db(ctx, db_path), create=False) as store:
         data = collect_report(
@@ -110,21 +117,39 @@ def report_command(
             statuses={FindingStatus(s) for s in statuses} or None,
             rules=ruleset,
         )
-    text = report_format.render(data)
+    scan = f"scan {data.scan.id}" if data.scan else "no scan"
+    what = "pdf" if pdf else report_format.name
+    _emit(
+        report_format.render(data),
+        output,
+        pdf,
+        f"the {what} report of {scan} ({len(data.findings)} findings)",
+    )
+
+
+def _emit(text: str, output: Path | None, pdf: bool, what: str) -> None:
+    """The rendered report to stdout, or atomically to -o (printed to PDF first with --format
+    pdf)."""
     if output is None:
         click.echo(text, nl=False)
+        return
+    if pdf:
+        from scanner.report.pdf import html_to_pdf
+
+        write_atomically(output, html_to_pdf(text))
     else:
         write_atomically(output, text)
-        scan = f"scan {data.scan.id}" if data.scan else "no scan"
-        click.echo(
-            f"posture: wrote the {report_format.name} report of {scan} "
-            f"({len(data.findings)} findings) to {output}",
-            err=True,
-        )
+    click.echo(f"posture: wrote {what} to {output}", err=True)
 
 
 def _executive(
-    ctx: click.Context, fmt: str, output: Path | None, since: datetime | None, db: Path | None
+    ctx: click.Context,
+    fmt: str,
+    output: Path | None,
+    since: datetime | None,
+    db: Path | None,
+    *,
+    pdf: bool = False,
 ) -> None:
     from scanner import __version__
     from scanner.report.executive import executive_summary
@@ -140,11 +165,7 @@ def _executive(
     with Store(resolve_db(ctx, db), create=False) as store:
         summary = executive_summary(store, policy, since=since.date() if since else None)
     text = render_executive(summary, fmt, __version__)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    write_atomically(output, text)
-    click.echo(f"posture: wrote the executive {fmt} report to {output}", err=True)
+    _emit(text, output, pdf, f"the executive {'pdf' if pdf else fmt} report")
 
 
 def _compliance(
@@ -154,6 +175,8 @@ def _compliance(
     framework: str,
     since: datetime | None,
     db: Path | None,
+    *,
+    pdf: bool = False,
 ) -> None:
     from scanner import __version__
     from scanner.report.compliance import render_compliance, store_compliance
@@ -169,11 +192,7 @@ def _compliance(
     with Store(resolve_db(ctx, db), create=False) as store:
         view = store_compliance(store, ruleset.rules, framework, first_day)
     text = render_compliance(view, fmt, first_day.isoformat(), today.isoformat(), __version__)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    write_atomically(output, text)
-    click.echo(f"posture: wrote the {view.name} compliance {fmt} report to {output}", err=True)
+    _emit(text, output, pdf, f"the {view.name} compliance {'pdf' if pdf else fmt} report")
 
 
 COMMANDS: list[click.Command] = [report_command]

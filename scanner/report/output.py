@@ -10,8 +10,9 @@ from pathlib import Path
 from scanner.errors import ConfigError
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) to a temporary file beside `path`, then rename it over `path`.
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Write `text` (UTF-8; bytes as given) to a temporary file beside `path`, then rename it
+    over `path`.
 
     The file is readable by its owner only (mkstemp's 0600): findings are sensitive.
     """
@@ -23,8 +24,8 @@ def write_atomically(path: Path, text: str) -> None:
             f"{path}: cannot write the report there ({exc.strerror}); choose another -o path"
         ) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(text.encode("utf-8") if isinstance(text, str) else text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp_name, path)
