@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs Chromium: apt-get install -y chromium (make test installs it)",
 )
 PROFILES = {
-    "technical": ("Security posture report", ["--format", "html"]),
+    "technical": ("Security posture: technical report", ["--format", "html"]),
     "executive": ("executive summary", ["--profile", "executive"]),
     "compliance": ("PCI DSS", ["--profile", "compliance"]),
 }
