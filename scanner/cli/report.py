@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from scanner.cli.common import config, db_option, load_ruleset, resolve_db, rules_option
 from scanner.model import FindingStatus
-from scanner.report import FORMATS, get_format
-from scanner.report.collect import collect_report
+from scanner.report import FORMATS
 from scanner.report.output import write_atomically
 from scanner.store.db import Store
 
@@ -96,103 +95,29 @@ def report_command(
     Text from scanned hosts is escaped for the format and clipped; nothing in the HTML report
     loads from the network.
     """
-    name = _format_name(fmt, output)
-    pdf = name == "pdf"
-    if pdf and output is None:
-        raise click.UsageError("a PDF report needs -o FILE (it is not written to a terminal)")
-    if pdf:
-        name = "html"
-    if profile == "executive":
-        _executive(ctx, name, output, since, db_path, pdf=pdf)
-        return
-    if profile == "compliance":
-        _compliance(ctx, name, output, framework, since, db_path, pdf=pdf)
-        return
-    report_format = get_format(name)
-    ruleset = load_ruleset(ctx, rule_paths)
-    with Store(resolve_db(ctx, db_path), create=False) as store:
-        data = collect_report(
-            store,
-            scan_id=scan_id,
-            statuses={FindingStatus(s) for s in statuses} or None,
-            rules=ruleset,
-        )
-    scan = f"scan {data.scan.id}" if data.scan else "no scan"
-    what = "pdf" if pdf else report_format.name
-    _emit(
-        report_format.render(data),
-        output,
-        pdf,
-        f"the {what} report of {scan} ({len(data.findings)} findings)",
-    )
-
-
-def _emit(text: str, output: Path | None, pdf: bool, what: str) -> None:
-    """The rendered report to stdout, or atomically to -o (printed to PDF first with --format
-    pdf)."""
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    if pdf:
-        from scanner.report.pdf import html_to_pdf
-
-        write_atomically(output, html_to_pdf(text))
-    else:
-        write_atomically(output, text)
-    click.echo(f"posture: wrote {what} to {output}", err=True)
-
-
-def _executive(
-    ctx: click.Context,
-    fmt: str,
-    output: Path | None,
-    since: datetime | None,
-    db: Path | None,
-    *,
-    pdf: bool = False,
-) -> None:
-    from scanner import __version__
-    from scanner.report.executive import executive_summary
-    from scanner.report.executive_render import render_executive
+    from scanner.errors import ConfigError
+    from scanner.report.profiles import render_profile
     from scanner.store.sla import SlaPolicy
 
-    if fmt not in ("html", "md", "json"):
-        raise click.UsageError(
-            f"the executive profile renders html, md or json; {fmt} lists findings: use "
-            "--profile technical"
-        )
-    policy = config(ctx).sla or SlaPolicy()
-    with Store(resolve_db(ctx, db), create=False) as store:
-        summary = executive_summary(store, policy, since=since.date() if since else None)
-    text = render_executive(summary, fmt, __version__)
-    _emit(text, output, pdf, f"the executive {'pdf' if pdf else fmt} report")
-
-
-def _compliance(
-    ctx: click.Context,
-    fmt: str,
-    output: Path | None,
-    framework: str,
-    since: datetime | None,
-    db: Path | None,
-    *,
-    pdf: bool = False,
-) -> None:
-    from scanner import __version__
-    from scanner.report.compliance import render_compliance, store_compliance
-
-    if fmt not in ("html", "md", "json"):
-        raise click.UsageError(
-            f"the compliance profile renders html, md or json; {fmt} lists findings: use "
-            "--profile technical"
-        )
-    today = datetime.now(UTC).date()
-    first_day = since.date() if since else today - timedelta(days=365)
-    ruleset = load_ruleset(ctx, ())
-    with Store(resolve_db(ctx, db), create=False) as store:
-        view = store_compliance(store, ruleset.rules, framework, first_day)
-    text = render_compliance(view, fmt, first_day.isoformat(), today.isoformat(), __version__)
-    _emit(text, output, pdf, f"the {view.name} compliance {'pdf' if pdf else fmt} report")
+    name = _format_name(fmt, output)
+    if name == "pdf" and output is None:
+        raise click.UsageError("a PDF report needs -o FILE (it is not written to a terminal)")
+    ruleset = load_ruleset(ctx, rule_paths)
+    with Store(resolve_db(ctx, db_path), create=False) as store:
+        try:
+            rendered = render_profile(
+                store, profile, name, rules=ruleset, policy=config(ctx).sla or SlaPolicy(),
+                framework=framework, since=since.date() if since else None, scan_id=scan_id,
+                statuses=[FindingStatus(s) for s in statuses],
+            )  # fmt: skip
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+    if output is None:
+        assert isinstance(rendered.content, str)
+        click.echo(rendered.content, nl=False)
+        return
+    write_atomically(output, rendered.content)
+    click.echo(f"posture: wrote {rendered.what} to {output}", err=True)
 
 
 COMMANDS: list[click.Command] = [report_command]

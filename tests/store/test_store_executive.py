@@ -110,4 +110,4 @@ def test_posture_report_executive_cli(
     sarif = runner.invoke(
         cli, ["report", "--profile", "executive", "--format", "sarif", "--db", str(db_path)]
     )
-    assert sarif.exit_code == 2 and "renders html, md or json" in sarif.output
+    assert sarif.exit_code == 2 and "renders html, md, json or pdf" in sarif.output
