@@ -6,7 +6,12 @@ a systemd timer, or a crontab line where systemd is absent.
     targets = ["10.20.0.0/24"]
     scope = ["10.20.0.0/16"]           # default: the config's scope
     ports = "top1000"                  # default: [scan] ports
-    formats = ["html", "json", "sarif"]
+    packs = ["packs/internal.yaml"]    # more rule packs, relative to posture.toml
+    formats = ["html", "json", "sarif"] # the technical report (report.html, ...)
+    reports = [                        # and any other profile, each in its formats
+      { profile = "executive", formats = ["html", "pdf"] },
+      { profile = "compliance", framework = "pci-dss-4.0", formats = ["html"] },
+    ]
     output = "reports/weekly-internal" # relative to posture.toml
     retention = 12                     # run folders kept
     webhook = "https://hooks.example/posture"   # optional
@@ -31,10 +36,29 @@ from scanner.errors import ConfigError
 JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z(-\d{1,4})?")
 _JOB_KEYS = {"targets", "scope", "exclude", "ports", "formats", "output", "retention", "webhook"}
-_JOB_KEYS |= {"notify"}
+_JOB_KEYS |= {"notify", "packs", "reports"}
 NOTIFY = ("always", "new-critical", "never")
 WEBHOOK_TIMEOUT = 10.0
 WEBHOOK_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """One report profile a job writes, in each of its formats."""
+
+    profile: str
+    formats: tuple[str, ...]
+    framework: str = "pci-dss-4.0"
+
+    def file_name(self, fmt: str) -> str:
+        from scanner.report import FORMATS
+
+        extension = FORMATS[fmt].extension if fmt in FORMATS else fmt
+        if self.profile == "technical":
+            return f"report.{extension}"
+        if self.profile == "compliance":
+            return f"compliance-{self.framework}.{extension}"
+        return f"{self.profile}.{extension}"
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,8 @@ class Job:
     retention: int
     webhook: str | None
     notify: str
+    packs: tuple[Path, ...] = ()
+    reports: tuple[ReportSpec, ...] = ()
 
 
 def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:
@@ -77,11 +103,16 @@ def parse_jobs(raw: Any, base: Path, where: str) -> dict[str, Job]:
             raise ConfigError(f"{at}: unknown key(s): {', '.join(sorted(unknown))}")
         if "targets" not in table:
             raise ConfigError(f"{at}: missing 'targets'")
-        formats = _strings(table.get("formats", ["html"]), "formats", at)
-        bad = [f for f in formats if f not in FORMATS]
+        default_formats = [] if "reports" in table else ["html"]
+        formats = _strings(table.get("formats", default_formats), "formats", at)
+        bad = [f for f in formats if f not in (*FORMATS, "pdf")]
         if bad:
-            known = ", ".join(FORMATS)
+            known = ", ".join((*FORMATS, "pdf"))
             raise ConfigError(f"{at}: unknown format(s) {', '.join(bad)} (known: {known})")
+        reports = _reports(table.get("reports", []), at)
+        if formats:
+            reports = (ReportSpec("technical", formats), *reports)
+        packs = tuple(base / p for p in _strings(table.get("packs", []), "packs", at))
         retention = table.get("retention", 12)
         if isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
             raise ConfigError(f"{at}: 'retention' must be a whole number of runs, at least 1")
@@ -115,8 +146,43 @@ def parse_jobs(raw: Any, base: Path, where: str) -> dict[str, Job]:
             retention=retention,
             webhook=webhook,
             notify=notify,
+            packs=packs,
+            reports=reports,
         )
     return jobs
+
+
+def _reports(raw: Any, at: str) -> tuple[ReportSpec, ...]:
+    """`reports = [{ profile = ..., formats = [...], framework = ... }, ...]`."""
+    from scanner.report.profiles import FRAMEWORKS, PROFILES, profile_formats
+
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise ConfigError(
+            f"{at}: 'reports' must be a list of tables {{ profile = ..., formats = [...] }}"
+        )
+    specs = []
+    for index, table in enumerate(raw, start=1):
+        where = f"{at} reports #{index}"
+        unknown = set(table) - {"profile", "formats", "framework"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s): {', '.join(sorted(unknown))}")
+        profile = table.get("profile")
+        if profile not in PROFILES:
+            raise ConfigError(f"{where}: 'profile' must be one of: {', '.join(PROFILES)}")
+        formats = _strings(table.get("formats", ["html"]), "formats", where)
+        bad = [f for f in formats if f not in profile_formats(profile)]
+        if bad:
+            known = ", ".join(profile_formats(profile))
+            raise ConfigError(
+                f"{where}: the {profile} profile renders {known}, not {', '.join(bad)}"
+            )
+        framework = table.get("framework", "pci-dss-4.0")
+        if "framework" in table and profile != "compliance":
+            raise ConfigError(f"{where}: 'framework' belongs to the compliance profile")
+        if framework not in FRAMEWORKS:
+            raise ConfigError(f"{where}: 'framework' must be one of: {', '.join(FRAMEWORKS)}")
+        specs.append(ReportSpec(profile, formats, framework))
+    return tuple(specs)
 
 
 # --- runs ----------------------------------------------------------------------------------------

@@ -80,11 +80,23 @@ def test_bad_cron_is_refused(cron: str, why: str) -> None:
     [
         ("[jobs.Weekly]\ntargets = '127.0.99.5'", "a job name is lower-case"),
         ("[jobs.w]\nports = '22'", "missing 'targets'"),
-        ("[jobs.w]\ntargets = '127.0.99.5'\nformats = ['pdf']", "unknown format(s) pdf"),
+        ("[jobs.w]\ntargets = '127.0.99.5'\nformats = ['docx']", "unknown format(s) docx"),
         ("[jobs.w]\ntargets = '127.0.99.5'\nretention = 0", "'retention' must be"),
         ("[jobs.w]\ntargets = '127.0.99.5'\nnotify = 'sometimes'", "'notify' must be one of"),
         ("[jobs.w]\ntargets = '127.0.99.5'\nwebhook = 'ftp://x'", "'webhook' must be an http"),
         ("[jobs.w]\ntargets = '127.0.99.5'\nschedule = '0 3 * * 1'", "unknown key(s): schedule"),
+        (
+            "[jobs.w]\ntargets = '127.0.99.5'\nreports = [{ profile = 'board' }]",
+            "'profile' must be one of: technical, executive, compliance",
+        ),
+        (
+            "[jobs.w]\ntargets = '127.0.99.5'\nreports = [{ profile = 'executive', formats = ['sarif'] }]",
+            "the executive profile renders html, md, json, pdf, not sarif",
+        ),
+        (
+            "[jobs.w]\ntargets = '127.0.99.5'\nreports = [{ profile = 'executive', framework = 'cis-8' }]",
+            "'framework' belongs to the compliance profile",
+        ),
     ],
 )
 def test_bad_jobs_name_the_file_and_job(tmp_path: Path, table: str, why: str) -> None:
@@ -223,3 +235,59 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path: Path) -
     pruned = [p.name for p in prune(job)]  # all but the newest 2: "-10" and "-11"
     assert pruned == names[:9]
     assert sorted(p.name for p in job.output.iterdir()) == [names[9], names[10]]
+
+
+PACK = """pack: jobtest
+version: 1.0.0
+rules:
+  - id: jobtest.telnet-banner
+    title: Something answers on port 2324
+    severity: medium
+    when: {port: 2324, proto: tcp}
+    remediation: Turn it off.
+    references: ["https://www.rfc-editor.org/rfc/rfc854"]
+    controls: ["PCI-DSS-4.0:2.2.4"]
+"""
+
+
+@pytest.mark.skipif(shutil.which("nmap") is None, reason="needs nmap (apt-get install nmap)")
+def test_a_job_names_its_packs_and_report_profiles(tmp_path: Path) -> None:
+    loop = ServiceLoop()
+    loop.serve("127.0.101.5", 2324, telnet("profiles"))
+    try:
+        (tmp_path / "packs").mkdir()
+        (tmp_path / "packs" / "jobtest.yaml").write_text(PACK)
+        config = tmp_path / "posture.toml"
+        config.write_text(
+            """db = "posture.db"
+[jobs.monthly]
+targets = ["127.0.101.5"]
+ports = "2324"
+packs = ["packs/jobtest.yaml"]
+formats = ["json"]
+reports = [
+  { profile = "executive", formats = ["html", "json"] },
+  { profile = "compliance", framework = "pci-dss-4.0", formats = ["md"] },
+]
+output = "out"
+"""
+        )
+        done = posture("--config", str(config), "job", "run", "monthly", "--json")
+        assert done.returncode == 0, done.stderr
+        outcome = json.loads(done.stdout)
+        names = [Path(p).name for p in outcome["reports"]]
+        assert names == [
+            "report.json",
+            "executive.html",
+            "executive.json",
+            "compliance-pci-dss-4.0.md",
+        ]
+        folder = Path(outcome["reports"][0]).parent
+        technical = json.loads((folder / "report.json").read_text())
+        assert "jobtest.telnet-banner" in {f["rule_id"] for f in technical["findings"]}
+        executive = json.loads((folder / "executive.json").read_text())
+        assert executive["scan"] == outcome["scan_id"]
+        assert "<svg" in (folder / "executive.html").read_text()
+        assert "2.2.4" in (folder / "compliance-pci-dss-4.0.md").read_text()
+    finally:
+        loop.close()

@@ -29,9 +29,8 @@ from scanner.jobs import (
     run_folder,
 )
 from scanner.model import FindingStatus, Severity
-from scanner.report import get_format
-from scanner.report.collect import collect_report
 from scanner.report.output import write_atomically
+from scanner.report.profiles import render_profile
 from scanner.safetext import for_terminal
 from scanner.scan import ScanOptions, run_scan, start_scan
 from scanner.store import Store
@@ -64,7 +63,7 @@ def run_command(ctx: click.Context, name: str, as_json: bool) -> None:
     it is already running, 3 when the scan failed."""
     cfg = config(ctx)
     job = _job(cfg, name)
-    ruleset = load_ruleset(ctx, ())
+    ruleset = load_ruleset(ctx, job.packs)
     with job_lock(job):
         started = datetime.now(UTC)
         targets = parse_targets(job.targets, (*cfg.exclude, *job.exclude))
@@ -95,13 +94,16 @@ def run_command(ctx: click.Context, name: str, as_json: bool) -> None:
                 record_run(job, outcome)
                 raise
             folder = run_folder(job, started)
-            data = collect_report(store, scan_id=scan_id, rules=ruleset)
             reports = []
-            for name_ in job.formats:
-                report_format = get_format(name_)
-                path = folder / f"report.{report_format.extension}"
-                write_atomically(path, report_format.render(data))
-                reports.append(str(path))
+            for spec in job.reports:
+                for fmt in spec.formats:
+                    rendered = render_profile(
+                        store, spec.profile, fmt, rules=ruleset, policy=cfg.sla,
+                        framework=spec.framework, scan_id=scan_id,
+                    )  # fmt: skip
+                    path = folder / spec.file_name(fmt)
+                    write_atomically(path, rendered.content)
+                    reports.append(str(path))
             found = store.findings(scan_id=scan_id, statuses=list(FindingStatus))
             new_critical = [
                 f.fingerprint
@@ -163,6 +165,9 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
                 "name": job.name,
                 "targets": list(job.targets),
                 "formats": list(job.formats),
+                "reports": [
+                    {"profile": r.profile, "formats": list(r.formats)} for r in job.reports
+                ],
                 "output": str(job.output),
                 "schedule": _schedule(job),
                 "last_run": last.get("started"),
