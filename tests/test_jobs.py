@@ -90,11 +90,13 @@ def test_bad_cron_is_refused(cron: str, why: str) -> None:
             "'profile' must be one of: technical, executive, compliance",
         ),
         (
-            "[jobs.w]\ntargets = '127.0.99.5'\nreports = [{ profile = 'executive', formats = ['sarif'] }]",
+            "[jobs.w]\ntargets = '127.0.99.5'\n"
+            "reports = [{ profile = 'executive', formats = ['sarif'] }]",
             "the executive profile renders html, md, json, pdf, not sarif",
         ),
         (
-            "[jobs.w]\ntargets = '127.0.99.5'\nreports = [{ profile = 'executive', framework = 'cis-8' }]",
+            "[jobs.w]\ntargets = '127.0.99.5'\n"
+            "reports = [{ profile = 'executive', framework = 'cis-8' }]",
             "'framework' belongs to the compliance profile",
         ),
     ],
