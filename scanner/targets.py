@@ -656,6 +656,11 @@ class Scope:
         key = _address_key(address)
         return key is not None and self._ranges.contains(*key)
 
+    @property
+    def size(self) -> int:
+        """How many addresses the scope holds, counted from its ranges (never enumerated)."""
+        return self._ranges.count()
+
     def canonical(self) -> list[str]:
         """The scope as merged ranges and single addresses, which `Scope.parse` reads back to
         the same scope without reading a file."""

@@ -50,6 +50,28 @@ class ExecutiveSummary:
     top_hosts: tuple[tuple[str, int, dict[Severity, int]], ...]  # host, weight, counts
     expiring: tuple[tuple[str, str, str, date], ...]  # fingerprint, title, host, expiry
     coverage: tuple[int, int] | None  # (hosts scanned, hosts in the latest scan's targets)
+    scope: ScopeCoverage | None = None  # the latest scan against its scope
+
+
+@dataclass(frozen=True)
+class ScopeCoverage:
+    """What an auditor asks of coverage: how much of the allowed scope the latest scan
+    targeted, scanned to the end, and found up."""
+
+    addresses_in_scope: int | None  # None: the scan recorded no scope
+    targets: int
+    scanned: int
+    up: int
+
+    @property
+    def scanned_share(self) -> float | None:
+        return self.scanned / self.targets if self.targets else None
+
+    @property
+    def scope_share(self) -> float | None:
+        if not self.addresses_in_scope:
+            return None
+        return self.targets / self.addresses_in_scope
 
 
 def _bucket(age: int) -> str:
@@ -159,6 +181,7 @@ def executive_summary(
         )
     )
     coverage = (scan.hosts_done, scan.hosts_total) if scan else None
+    scope = _scope_coverage(store, scan) if scan else None
     return ExecutiveSummary(
         today=today,
         scan=scan,
@@ -171,7 +194,22 @@ def executive_summary(
         top_hosts=tuple(ranked[:TOP_HOSTS]),
         expiring=expiring,
         coverage=coverage,
+        scope=scope,
     )
 
 
-__all__ = ["AGE_BUCKETS", "ExecutiveSummary", "TrendPoint", "executive_summary"]
+def _scope_coverage(store: Store, scan: ScanRecord) -> ScopeCoverage:
+    from scanner.model import HostState
+    from scanner.targets import Scope
+
+    size = None
+    if scan.scope:
+        try:
+            size = Scope.parse(scan.scope).size
+        except Exception:  # a scope recorded by an older posture that no longer parses
+            size = None
+    up = sum(1 for h in store.scan_hosts(scan.id) if h.state is HostState.UP)
+    return ScopeCoverage(size, scan.hosts_total, scan.hosts_done, up)
+
+
+__all__ = ["AGE_BUCKETS", "ExecutiveSummary", "ScopeCoverage", "TrendPoint", "executive_summary"]

@@ -129,7 +129,12 @@ def summary_as_dict(summary: ExecutiveSummary) -> dict[str, Any]:
             for fp, t, h, d in summary.expiring
         ],
         "coverage": (
-            {"hosts_scanned": summary.coverage[0], "hosts_total": summary.coverage[1]}
+            {
+                "hosts_scanned": summary.coverage[0],
+                "hosts_total": summary.coverage[1],
+                "hosts_up": summary.scope.up if summary.scope else None,
+                "addresses_in_scope": summary.scope.addresses_in_scope if summary.scope else None,
+            }
             if summary.coverage
             else None
         ),

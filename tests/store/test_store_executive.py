@@ -111,3 +111,35 @@ def test_posture_report_executive_cli(
         cli, ["report", "--profile", "executive", "--format", "sarif", "--db", str(db_path)]
     )
     assert sarif.exit_code == 2 and "renders html, md, json or pdf" in sarif.output
+
+
+def test_coverage_against_the_scope(store: Store, facts: Facts) -> None:
+    """Scope 10.0.0.0/16 plus 192.0.2.1-192.0.2.10 is 65,536 + 10 = 65,546 addresses; the scan
+    targeted 4 of them, went through all 4 (one down, one timed out) and found 2 up."""
+    from scanner.model import HostState
+
+    scan = store.create_scan(
+        targets=["10.0.1.1-10.0.1.4"], scope=["10.0.0.0/16", "192.0.2.1-192.0.2.10"],
+        excludes=[], packs=["baseline@1"], rules=["r.a"], options={"ports": "22"},
+        hosts_total=4,
+    )  # fmt: skip
+    hosts = [
+        facts.host("10.0.1.1", ports=(22,)),
+        facts.host("10.0.1.2", ports=(22,)),
+        facts.host("10.0.1.3", state=HostState.DOWN, ports=()),
+        facts.host("10.0.1.4", state=HostState.TIMEOUT, ports=(), reason="host timeout"),
+    ]
+    store.record_chunk(scan, hosts, [], {"tcp": "22"})
+    store.finish_scan(scan, ScanStatus.COMPLETED)
+    summary = executive_summary(store, SlaPolicy())
+    assert summary.scope is not None
+    assert summary.scope.addresses_in_scope == 65_546
+    assert (summary.scope.targets, summary.scope.scanned, summary.scope.up) == (4, 4, 2)
+    assert summary.scope.scope_share == 4 / 65_546
+    from scanner.report.executive_render import render_executive
+
+    html = render_executive(summary, "html", "test")
+    assert "65,546" in html and "Targeted by the latest scan" in html
+    data = json.loads(render_executive(summary, "json", "test"))
+    assert data["coverage"]["addresses_in_scope"] == 65_546 and data["coverage"]["hosts_up"] == 2
+    assert "| addresses in scope | 65,546 |" in render_executive(summary, "md", "test")
