@@ -16,6 +16,7 @@ from scanner.errors import ConfigError
 
 if TYPE_CHECKING:
     from scanner.jobs import Job
+    from scanner.owners import Owners
     from scanner.store.sla import SlaPolicy
 
 DEFAULT_CONFIG = Path("posture.toml")
@@ -31,6 +32,7 @@ _TOP_KEYS = {
     "vulndb_max_age_days",
     "sla",
     "jobs",
+    "owners",
 }
 _SCAN_KEYS = {
     "ports",
@@ -70,6 +72,13 @@ class Config:
     vulndb_max_age_days: float = 7.0  # `posture vulndb status` warns past this age
     sla: SlaPolicy | None = None  # [sla] days per severity; None: the defaults (7/30/90/180)
     jobs: Mapping[str, Job] = field(default_factory=dict)  # [jobs.NAME]: `posture job`
+    owners: Owners = field(default_factory=lambda: _no_owners())  # [[owners]]
+
+
+def _no_owners() -> Owners:
+    from scanner.owners import Owners
+
+    return Owners()
 
 
 def _str_list(value: Any, key: str, path: Path) -> tuple[str, ...]:
@@ -148,6 +157,12 @@ def load_config(path: Path | None = None) -> Config:
 
         jobs = parse_jobs(raw["jobs"], base, str(path))
 
+    owners = _no_owners()
+    if "owners" in raw:
+        from scanner.owners import Owners
+
+        owners = Owners.parse(raw["owners"], str(path))
+
     def relative(items: tuple[str, ...]) -> tuple[str, ...]:
         # "@file" entries are relative to the config file, like every path in it
         return tuple(f"@{base / i[1:]}" if i.startswith("@") else i for i in items)
@@ -163,4 +178,5 @@ def load_config(path: Path | None = None) -> Config:
         vulndb_max_age_days=float(max_age),
         sla=sla,
         jobs=jobs,
+        owners=owners,
     )

@@ -99,7 +99,7 @@ def run_command(ctx: click.Context, name: str, as_json: bool) -> None:
                 for fmt in spec.formats:
                     rendered = render_profile(
                         store, spec.profile, fmt, rules=ruleset, policy=cfg.sla,
-                        framework=spec.framework, scan_id=scan_id,
+                        framework=spec.framework, scan_id=scan_id, owners=cfg.owners,
                     )  # fmt: skip
                     path = folder / spec.file_name(fmt)
                     write_atomically(path, rendered.content)

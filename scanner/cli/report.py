@@ -108,7 +108,7 @@ def report_command(
             rendered = render_profile(
                 store, profile, name, rules=ruleset, policy=config(ctx).sla or SlaPolicy(),
                 framework=framework, since=since.date() if since else None, scan_id=scan_id,
-                statuses=[FindingStatus(s) for s in statuses],
+                statuses=[FindingStatus(s) for s in statuses], owners=config(ctx).owners,
             )  # fmt: skip
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None

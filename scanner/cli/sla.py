@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,15 +14,22 @@ from rich.text import Text
 
 from scanner.cli.common import SEVERITY_STYLE, config, console, db_option, json_option, resolve_db
 from scanner.errors import EXIT_FINDINGS
+from scanner.owners import Owners
 from scanner.safetext import for_terminal
 from scanner.store import Store
 from scanner.store.export import finding_as_dict
 from scanner.store.sla import SlaItem, SlaPolicy, SlaReport, sla_report
 
 
-def _item_dict(item: SlaItem) -> dict[str, Any]:
+def owner_of(owners: Owners, item: SlaItem) -> str:
+    f = item.finding
+    return owners.name_of(f.host, f.port, f.rule_id, f.hostname)
+
+
+def _item_dict(item: SlaItem, owners: Owners) -> dict[str, Any]:
     return {
         **finding_as_dict(item.finding),
+        "owner": owner_of(owners, item),
         "opened": item.opened.isoformat(),
         "due": item.due.isoformat() if item.due else None,
         "days_left": item.days_left,
@@ -30,7 +38,8 @@ def _item_dict(item: SlaItem) -> dict[str, Any]:
     }
 
 
-def report_as_dict(report: SlaReport) -> dict[str, Any]:
+def report_as_dict(report: SlaReport, owners: Owners | None = None) -> dict[str, Any]:
+    owners = owners or Owners()
     return {
         "today": report.today.isoformat(),
         "by_severity": [
@@ -46,8 +55,8 @@ def report_as_dict(report: SlaReport) -> dict[str, Any]:
             }
             for s in report.stats
         ],
-        "breached": [_item_dict(i) for i in report.breached],
-        "items": [_item_dict(i) for i in report.items],
+        "breached": [_item_dict(i, owners) for i in report.breached],
+        "items": [_item_dict(i, owners) for i in report.items],
     }
 
 
@@ -69,9 +78,9 @@ def _summary(report: SlaReport) -> Table:
     return table
 
 
-def _overdue(items: tuple[SlaItem, ...]) -> Table:
+def _overdue(items: tuple[SlaItem, ...], owners: Owners) -> Table:
     table = Table(header_style="bold", title="Overdue, longest first")
-    for name in ("Severity", "Overdue", "Due", "Host", "Port", "Title", "Fingerprint"):
+    for name in ("Severity", "Overdue", "Due", "Owner", "Host", "Port", "Title", "Fingerprint"):
         table.add_column(name, overflow="fold", no_wrap=name in ("Severity", "Overdue", "Due"))
     for item in items:
         f = item.finding
@@ -79,6 +88,7 @@ def _overdue(items: tuple[SlaItem, ...]) -> Table:
             Text(f.severity.value, style=SEVERITY_STYLE[f.severity.value]),
             Text(f"{item.days_overdue} d"),
             Text(item.due.isoformat() if item.due else "-"),
+            Text(for_terminal(owner_of(owners, item), 100)),
             Text(for_terminal(f.host, 100)),
             Text(f"{f.port}/{f.proto}" if f.port is not None else "-"),
             Text(for_terminal(f.title, 200)),
@@ -89,25 +99,38 @@ def _overdue(items: tuple[SlaItem, ...]) -> Table:
 
 @click.command("sla")
 @click.option("--fail-on-breach", is_flag=True, help="Exit 1 when any finding is overdue.")
+@click.option(
+    "--owner", default=None, help="Only findings of this owner ([[owners]]; 'unassigned')."
+)
 @db_option
 @json_option
 @click.pass_context
 def sla_command(
-    ctx: click.Context, fail_on_breach: bool, db_path: Path | None, as_json: bool
+    ctx: click.Context,
+    fail_on_breach: bool,
+    owner: str | None,
+    db_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Each active finding's due date (days per severity from [sla] in posture.toml; default
     critical 7, high 30, medium 90, low 180), what is overdue and by how long, and per severity
     the fixes made in time and the mean time to remediate."""
     policy = config(ctx).sla or SlaPolicy()
+    owners = config(ctx).owners
     with Store(resolve_db(ctx, db_path), create=False) as store:
         report = sla_report(store, policy)
+    if owner is not None:
+        report = dataclasses.replace(
+            report,
+            items=tuple(i for i in report.items if owner_of(owners, i) == owner),
+        )
     if as_json:
-        click.echo(json.dumps(report_as_dict(report), indent=2))
+        click.echo(json.dumps(report_as_dict(report, owners), indent=2))
     else:
         out = console()
         out.print(_summary(report))
         if report.breached:
-            out.print(_overdue(report.breached))
+            out.print(_overdue(report.breached, owners))
     if fail_on_breach and report.breached:
         sys.exit(EXIT_FINDINGS)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from scanner.model import FindingStatus, ScanRecord, ScanStatus, Severity
+from scanner.owners import Owners
 from scanner.store.db import Store
 from scanner.store.sla import SlaPolicy, SlaReport, day_of, sla_report
 from scanner.store.timestamps import utc_date
@@ -51,6 +53,7 @@ class ExecutiveSummary:
     expiring: tuple[tuple[str, str, str, date], ...]  # fingerprint, title, host, expiry
     coverage: tuple[int, int] | None  # (hosts scanned, hosts in the latest scan's targets)
     scope: ScopeCoverage | None = None  # the latest scan against its scope
+    owners: Mapping[str, str] = field(default_factory=dict)  # fingerprint -> owner, overdue ones
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,12 @@ def _bucket(age: int) -> str:
 
 
 def executive_summary(
-    store: Store, policy: SlaPolicy, *, since: date | None = None, today: date | None = None
+    store: Store,
+    policy: SlaPolicy,
+    *,
+    since: date | None = None,
+    today: date | None = None,
+    owners: Owners | None = None,
 ) -> ExecutiveSummary:
     today = today or utc_date(store._now())
     findings = {f.fingerprint: f for f in store.findings(statuses=list(FindingStatus))}
@@ -195,6 +203,12 @@ def executive_summary(
         expiring=expiring,
         coverage=coverage,
         scope=scope,
+        owners={
+            i.finding.fingerprint: (owners or Owners()).name_of(
+                i.finding.host, i.finding.port, i.finding.rule_id, i.finding.hostname
+            )
+            for i in sla.breached
+        },
     )
 
 

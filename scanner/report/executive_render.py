@@ -117,6 +117,7 @@ def summary_as_dict(summary: ExecutiveSummary) -> dict[str, Any]:
                 "host": clean(i.finding.host),
                 "severity": i.finding.severity.value,
                 "days_overdue": i.days_overdue,
+                "owner": summary.owners.get(i.finding.fingerprint, "unassigned"),
             }
             for i in summary.sla.breached
         ],

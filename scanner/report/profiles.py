@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from scanner.errors import ConfigError
 from scanner.model import FindingStatus
+from scanner.owners import Owners
 from scanner.store.db import Store
 from scanner.store.sla import SlaPolicy
 
@@ -41,6 +42,7 @@ def render_profile(
     since: date | None = None,
     scan_id: int | None = None,
     statuses: Iterable[FindingStatus] | None = None,
+    owners: Owners | None = None,
 ) -> Rendered:
     """One profile in one format (pdf: bytes, else text)."""
     from scanner import __version__
@@ -56,7 +58,7 @@ def render_profile(
         from scanner.report.executive import executive_summary
         from scanner.report.executive_render import render_executive
 
-        summary = executive_summary(store, policy or SlaPolicy(), since=since)
+        summary = executive_summary(store, policy or SlaPolicy(), since=since, owners=owners)
         text, what = render_executive(summary, base, __version__), f"the executive {fmt} report"
     elif profile == "compliance":
         from scanner.report.compliance import render_compliance, store_compliance
