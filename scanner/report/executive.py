@@ -121,7 +121,10 @@ def executive_summary(
         upto = bisect_right(scan_ids, scan.id)
         return max(before, running[upto - 1] if upto else 0)
 
+    # Active findings per severity kept up to date event by event, so a snapshot after each
+    # scan costs nothing: one pass over the events, not one pass over the findings per scan.
     status: dict[str, FindingStatus] = {}
+    running_active: Counter[Severity] = Counter()
     snapshots: dict[int, dict[Severity, int]] = {}
     new_in: Counter[int] = Counter()
     fixed_in: Counter[int] = Counter()
@@ -131,16 +134,19 @@ def executive_summary(
         last = boundary(done)
         while position < len(events) and events[position][5] <= last:
             fingerprint, _at, to_status, scan_id, from_status, _id = events[position]
-            status[fingerprint] = FindingStatus(to_status)
+            new_status = FindingStatus(to_status)
+            finding = findings.get(fingerprint)
+            if finding is not None:
+                was_active = status.get(fingerprint) in _ACTIVE
+                if was_active != (new_status in _ACTIVE):
+                    running_active[finding.severity] += -1 if was_active else 1
+            status[fingerprint] = new_status
             if scan_id is not None and from_status is None:
                 new_in[scan_id] += 1
             if scan_id is not None and to_status == FindingStatus.FIXED.value:
                 fixed_in[scan_id] += 1
             position += 1
-        counts = Counter(
-            findings[fp].severity for fp, st in status.items() if st in _ACTIVE and fp in findings
-        )
-        snapshots[done.id] = {s: counts[s] for s in SEVERITIES}
+        snapshots[done.id] = {s: running_active[s] for s in SEVERITIES}
     trend = tuple(
         TrendPoint(s.id, day_of(s.started), new_in[s.id], fixed_in[s.id], snapshots[s.id])
         for s in window
