@@ -1,8 +1,9 @@
-"""`posture keystore init|list|get|put|confirm|rotate-key`: the encrypted store of the secrets
-playbooks mint (new keys and passwords) and use."""
+"""`posture keystore init|list|get|put|confirm|discard|rotate-key`: the encrypted store of the
+secrets playbooks mint (new keys and passwords) and use."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -11,10 +12,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from scanner.cli.common import json_option
 from scanner.errors import ConfigError
 
 if TYPE_CHECKING:
     from scanner.respond.keystore import Keystore
+
+MAX_SECRET = 1024 * 1024
 
 
 def _open(path: Path | None) -> Keystore:
@@ -31,8 +35,8 @@ _PATH = click.option(
 
 @click.group("keystore")
 def keystore_group() -> None:
-    """The encrypted keystore (AES-256-GCM; key from $POSTURE_KEYSTORE_KEY or a 0600
-    $POSTURE_KEYSTORE_KEY_FILE)."""
+    """The encrypted keystore (AES-256-GCM). Its key: $POSTURE_KEYSTORE_KEY (64 hex digits), or
+    else the file named by $POSTURE_KEYSTORE_KEY_FILE (mode 0600)."""
 
 
 @keystore_group.command("init")
@@ -45,57 +49,71 @@ def init_command(path: Path | None) -> None:
 
 @keystore_group.command("list")
 @_PATH
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def list_command(path: Path | None, as_json: bool) -> None:
     """Names, versions, states (pending, current, previous) and dates; never values."""
     with _open(path) as store:
         entries = store.entries()
+        where = store.path
     if as_json:
-        click.echo(json.dumps([e.__dict__ for e in entries], indent=2))
+        click.echo(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
         return
+    if not entries:
+        click.echo(f"no secrets in {where}")
     for e in entries:
-        click.echo(f"{e.name:<32} v{e.version:<4} {e.state:<9} {e.created}")
+        click.echo(f"{e.name:<40} v{e.version:<4} {e.state:<9} {e.created}")
 
 
 @keystore_group.command("get")
 @click.argument("name")
-@click.option("--version", type=int, default=None, help="A version [current].")
+@click.option("--version", type=click.IntRange(min=1), default=None,
+              help="A version, whatever its state [the current one].")  # fmt: skip
 @click.option("--reveal", is_flag=True, help="Print the value (otherwise only its reference).")
 @_PATH
 def get_command(name: str, version: int | None, reveal: bool, path: Path | None) -> None:
-    """A secret: its reference, or with --reveal its value on stdout."""
+    """A secret's reference, or with --reveal its value on stdout (exactly the value when piped,
+    e.g. into a key file; with a final newline at a terminal)."""
     with _open(path) as store:
         secret = store.get(name, version)
     if not reveal:
-        click.echo(f"{secret!r} (add --reveal to print the value)")
+        click.echo(f"{secret.name} (add --reveal to print the value)")
         return
     sys.stdout.write(secret.reveal())
     if sys.stdout.isatty():
         sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 @keystore_group.command("put")
 @click.argument("name")
+@click.option("--pending", is_flag=True,
+              help="Store it as pending (confirm it once proven) instead of current.")  # fmt: skip
 @_PATH
-def put_command(name: str, path: Path | None) -> None:
-    """Store a new version of NAME, read from stdin (never from the command line), as current."""
+def put_command(name: str, pending: bool, path: Path | None) -> None:
+    """Store a new version of NAME: typed at a hidden prompt, or piped on stdin (never on the
+    command line). It becomes current and the current one is kept as previous."""
+    from scanner.respond.keystore import check_name
     from scanner.respond.secrets import Secret
 
-    value = sys.stdin.read(1024 * 1024 + 1)
-    if len(value) > 1024 * 1024:
-        raise ConfigError("a secret is at most 1 MiB")
-    value = value.removesuffix("\n")
+    check_name(name)
+    if sys.stdin.isatty():
+        value = click.prompt(f"value of {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        value = sys.stdin.read(MAX_SECRET + 1)
+        if len(value) > MAX_SECRET:
+            raise ConfigError(f"a keystore secret is at most {MAX_SECRET} bytes")
+        value = value if value.startswith("-----BEGIN") else value.rstrip("\r\n")
     if not value:
-        raise ConfigError("nothing on stdin: pipe the secret in (e.g. < file)")
+        raise ConfigError("no value: pipe the secret in (posture keystore put NAME < FILE)")
     with _open(path) as store:
-        ref = store.put(name, Secret(name, value))
-        store.confirm(name, int(ref.rsplit("@", 1)[1]))
-    click.echo(f"stored {ref}")
+        ref = store.put(name, Secret(name, value), state="pending" if pending else "current")
+    click.echo(f"stored {ref} ({'pending' if pending else 'current'})")
 
 
 @keystore_group.command("confirm")
 @click.argument("name")
-@click.option("--version", type=int, default=None, help="A version [the newest pending].")
+@click.option("--version", type=click.IntRange(min=1), default=None,
+              help="A version [the newest pending].")  # fmt: skip
 @_PATH
 def confirm_command(name: str, version: int | None, path: Path | None) -> None:
     """Make a pending version current (the current one is kept as previous)."""
@@ -104,25 +122,45 @@ def confirm_command(name: str, version: int | None, path: Path | None) -> None:
     click.echo(f"{name}@{confirmed}: current")
 
 
+@keystore_group.command("discard")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@_PATH
+def discard_command(name: str, version: int, path: Path | None) -> None:
+    """Undo a rotation: delete a pending version, or the current one (the previous one becomes
+    current again)."""
+    with _open(path) as store:
+        state = store.discard(name, version)
+        current = [e.version for e in store.entries() if e.name == name and e.state == "current"]
+    if state is None:
+        click.echo(f"{name}@{version}: not in the keystore (already discarded?)")
+        return
+    now = f"current is now {name}@{current[0]}" if current else f"{name} has no current version"
+    click.echo(f"{name}@{version} ({state}) discarded; {now}")
+
+
 @keystore_group.command("rotate-key")
 @click.option("--new-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The new key (0600) [default: $POSTURE_KEYSTORE_NEW_KEY].")  # fmt: skip
+              help="The new key, in a 0600 file [default: $POSTURE_KEYSTORE_NEW_KEY].")  # fmt: skip
 @_PATH
 def rotate_key_command(new_key_file: Path | None, path: Path | None) -> None:
-    """Re-encrypt every secret under a new master key, in one transaction."""
+    """Re-encrypt every secret under a new master key, in one transaction; the old key is
+    refused afterwards."""
+    from scanner.respond.credentials import read_private_file
     from scanner.respond.keystore import parse_key
 
     if new_key_file is not None:
-        if new_key_file.stat().st_mode & 0o077:
-            raise ConfigError(f"{new_key_file}: the new key file is readable by others: chmod 600")
-        new = parse_key(new_key_file.read_text(encoding="utf-8"), str(new_key_file))
+        new = parse_key(read_private_file(new_key_file, "new key file"), str(new_key_file))
     elif os.environ.get("POSTURE_KEYSTORE_NEW_KEY"):
         new = parse_key(os.environ["POSTURE_KEYSTORE_NEW_KEY"], "$POSTURE_KEYSTORE_NEW_KEY")
     else:
         raise ConfigError("give the new key: --new-key-file FILE or $POSTURE_KEYSTORE_NEW_KEY")
     with _open(path) as store:
         count = store.rotate_key(new)
-    click.echo(f"re-encrypted {count} secret versions; use the new key from now on")
+    click.echo(
+        f"re-encrypted {count} secret versions; from now on set the new key in "
+        "POSTURE_KEYSTORE_KEY or POSTURE_KEYSTORE_KEY_FILE"
+    )
 
 
 COMMANDS: list[click.Command] = [keystore_group]
