@@ -9,7 +9,6 @@ local shell.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import shutil
@@ -19,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from scanner.safetext import clip, decode_banner
+from scanner.safetext import clip
+from scanner.ssh_client import failure_reason, ssh_argv, valid_host, valid_user
 
 MAX_OUTPUT = 64 * 1024 * 1024  # bytes of one command's output (a big RPM host lists ~5 MB)
 MAX_PACKAGES = 200_000
@@ -42,8 +42,6 @@ DETECT_COMMAND = (
     "for m in dpkg-query rpm apk; do command -v $m >/dev/null 2>&1 && echo $m; done; true"
 )
 
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z", re.IGNORECASE)
-_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\Z", re.IGNORECASE)
 _APK_LINE = re.compile(r"([^\s]+?)-(\d[^\s-]*-r\d+)(?:\s|\Z)")
 
 
@@ -108,8 +106,7 @@ def _run(argv: Sequence[str], timeout: float) -> tuple[int, str]:
     if len(done.stdout) > MAX_OUTPUT:
         raise InventoryError(f"more than {MAX_OUTPUT} bytes of output from {argv[0]}")
     if done.returncode == 255 and argv[0].endswith("ssh"):
-        reason = decode_banner(done.stderr[-600:], 600).strip().splitlines()
-        raise InventoryError("ssh failed: " + (reason[-1] if reason else "exit 255"))
+        raise InventoryError("ssh failed: " + failure_reason(done.stderr))
     return done.returncode, done.stdout.decode("utf-8", "replace")
 
 
@@ -140,9 +137,9 @@ class SshRunner:
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
-        if not _USER.match(self.user):
+        if not valid_user(self.user):
             raise InventoryError(f"{self.user[:40]!r} is not a valid SSH user name")
-        if not _valid_host(self.host):
+        if not valid_host(self.host):
             raise InventoryError(f"{self.host[:80]!r} is not a valid host name or address")
         if not 0 < self.port < 65536:
             raise InventoryError(f"SSH port {self.port} is not 1-65535")
@@ -153,27 +150,19 @@ class SshRunner:
         self.name = f"{self.user}@{self.host}"
 
     def argv(self, command: str) -> list[str]:
-        checking = "accept-new" if self.accept_new_host_key else "yes"
-        argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={checking}"]
-        argv += ["-o", f"ConnectTimeout={max(1, int(self.connect_timeout))}"]
-        argv += ["-o", "LogLevel=ERROR", "-p", str(self.port)]
-        if self.key_file is not None:
-            argv += ["-i", str(self.key_file), "-o", "IdentitiesOnly=yes"]
-        if self.known_hosts is not None:
-            argv += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
-        # "--" ends ssh's options: the destination can never be read as one.
-        return [*argv, "-l", self.user, "--", self.host, command]
+        destination = ssh_argv(
+            self.user,
+            self.host,
+            port=self.port,
+            identity=self.key_file,
+            known_hosts=self.known_hosts,
+            host_keys="accept-new" if self.accept_new_host_key else "yes",
+            connect_timeout=self.connect_timeout,
+        )
+        return [*destination, command]
 
     def run(self, command: str) -> tuple[int, str]:
         return _run(self.argv(command), self.timeout)
-
-
-def _valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return bool(_HOST.match(host)) and ".." not in host
-    return True
 
 
 # --- parsing what the commands print -------------------------------------------------------

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from scanner.respond.actions.host import TABLE, Isolate, Release, VerifyIsolated, ruleset
 from scanner.respond.actions.interface import SecretSink, StepContext
 from scanner.respond.connectors.ssh import SshConnector
-from scanner.respond.errors import VerifyError
+from scanner.respond.errors import ActionError, VerifyError
 from scanner.respond.secrets import Redactor
-from tests.respond.netns import MGMT_ADDRESS, NetnsLab
+from tests.respond.netns import MGMT_ADDRESS, OTHER_ADDRESS, NetnsLab
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +42,18 @@ def test_ruleset_keeps_management_v4_and_v6() -> None:
         text.count("policy drop") == 3
         and 'comment "posture isolation, run r1: say \\"hi\\""' in text
     )
+    only_v6 = ruleset(["2001:db8::1/128"], [], "r2", "")
+    assert "ip6 saddr { 2001:db8::1/128 } accept" in only_v6 and "ip saddr" not in only_v6
+
+
+def test_management_networks_are_normalised_and_checked() -> None:
+    params = Isolate().validate({"management": ["10.0.0.5/24", "10.0.0.9", "2001:DB8::1"]})
+    assert params.management == ["10.0.0.0/24", "10.0.0.9/32", "2001:db8::1/128"]  # type: ignore[attr-defined]
+    for bad in (["10.0.0.0/33"], ["eth0"], ["10.0.0.1; nft flush ruleset"]):
+        with pytest.raises(ValidationError):
+            Isolate().validate({"management": bad})
+    with pytest.raises(ValidationError):
+        VerifyIsolated().validate({"outbound_address": "10.0.0.0/8"})
 
 
 def test_isolate_verify_release_both_ways(lab: NetnsLab, tmp_path: Path) -> None:
@@ -60,9 +73,15 @@ def test_isolate_verify_release_both_ways(lab: NetnsLab, tmp_path: Path) -> None
         assert f"inet {TABLE}" in lab.nft_tables(0)
         assert act.probe(params, c) == {"isolated": True}
         assert act.reconcile(params, c, prestate) is not None  # a resumed run sees it done
-        assert VerifyIsolated().run(
-            VerifyIsolated().validate({"management": [MGMT_ADDRESS], "outside_netns": lab.other}), c
-        )["outside_blocked"]
+        verify = VerifyIsolated()
+        checked = verify.run(
+            verify.validate({"management": [MGMT_ADDRESS], "outside_netns": lab.other,
+                             "outbound_address": OTHER_ADDRESS, "outbound_port": 9}), c,
+        )  # fmt: skip
+        assert checked["outside_blocked"] and checked["outbound_blocked"]
+        # The host's own attempt was dropped by our output chain, and counted as evidence.
+        assert checked["outbound_dropped_packets"] >= 1 and checked["dropped"]["output"] >= 1
+        assert checked["dropped"]["input"] >= 1  # the outside namespace's connection attempt
         commands = [d["command"] for kind, d in records if kind == "command"]
         assert any("nft -f -" in line for line in commands)
         assert all(line.startswith("ip netns exec") for line in commands)
@@ -75,6 +94,29 @@ def test_isolate_verify_release_both_ways(lab: NetnsLab, tmp_path: Path) -> None
     assert lab.nft_tables(0) == []
     with pytest.raises(VerifyError, match="no isolation table"):
         VerifyIsolated().run(VerifyIsolated().validate({}), c)
+
+
+def test_verification_fails_on_a_leaky_or_tampered_table(lab: NetnsLab, tmp_path: Path) -> None:
+    """Verification can fail: a table that lets the other namespace through, one whose input
+    chain accepts by default, and an outbound probe address that the table keeps."""
+    c = ctx(lab, 1, tmp_path)
+    act, verify = Isolate(), VerifyIsolated()
+    act.run(act.validate({"management": [MGMT_ADDRESS], "allow": [OTHER_ADDRESS]}), c)
+    try:
+        with pytest.raises(VerifyError, match="isolation leaks: port 22 answers from namespace"):
+            verify.run(verify.validate({"outside_netns": lab.other}), c)
+        with pytest.raises(VerifyError, match="without reaching the isolation table's drop rule"):
+            verify.run(verify.validate({"outbound_address": OTHER_ADDRESS, "outbound_port": 9}), c)
+        with pytest.raises(ActionError, match="is a management address"):
+            verify.run(verify.validate({"management": [MGMT_ADDRESS],
+                                        "outbound_address": MGMT_ADDRESS}), c)  # fmt: skip
+        nft = ["ip", "netns", "exec", lab.host_ns(1), "nft"]
+        subprocess.run([*nft, "chain", "inet", TABLE, "input", "{ policy accept; }"], check=True)
+        with pytest.raises(VerifyError, match="input chain is missing or does not drop"):
+            verify.run(verify.validate({}), c)
+    finally:
+        Release().run(Release().validate({}), c)
+    assert lab.nft_tables(1) == []
 
 
 def _table(lab: NetnsLab, i: int) -> str:

@@ -6,6 +6,16 @@ a dead-man timer started on the target first: if the responder cannot prove the 
 right after, the timer deletes the table by itself, so a mistake cannot lock the responder out
 for good. Nftables evaluates every base chain of a hook and a drop in any of them is final, so
 other tables' accept rules cannot punch holes in the isolation.
+
+What verification trusts, strongest first: (1) the management proof is a fresh ssh login from
+the responder's side, so it does not rest on the host's word; (2) `outside_netns`: a TCP connect
+from another vantage point (a namespace of this machine) must not get through, which is evidence
+from outside the host; (3) `outbound_address`: the host tries to connect out, and the connection
+must fail *and* our output chain's drop counter must rise, so the drop is ours, not a missing
+route; (4) the table itself (policy drop on input, output and forward, counted drop rules). Items
+(3) and (4) are the host's own report: an attacker with root could fake them, so a demanding
+responder adds (2) from a point the host does not control. The drop counters are returned as
+evidence either way.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, IPvAnyAddress, field_validator
 
 from scanner.respond.actions.interface import Action, Params, StepContext
 from scanner.respond.connectors.interface import CommandResult, Connector
@@ -39,6 +49,8 @@ class IsolateParams(Params):
     dead_man: int = Field(default=60, ge=5, le=3600)  # seconds before an unproven table goes
     outside_netns: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     probe_port: int = Field(default=22, ge=1, le=65535)
+    outbound_address: IPvAnyAddress | None = None  # as in host.verify_isolated
+    outbound_port: int = Field(default=443, ge=1, le=65535)
     reason: str = Field(default="", max_length=200)
 
     @field_validator("management", "allow")
@@ -61,6 +73,8 @@ class VerifyParams(Params):
     management: list[str] = Field(default_factory=list, max_length=64)
     outside_netns: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     probe_port: int = Field(default=22, ge=1, le=65535)
+    outbound_address: IPvAnyAddress | None = None  # the host must fail to reach this address
+    outbound_port: int = Field(default=443, ge=1, le=65535)
 
     @field_validator("management")
     @classmethod
@@ -207,29 +221,96 @@ def _outside_reaches(netns: str, address: str, port: int, timeout: float = 3.0) 
     return done.stdout.strip() == "yes"
 
 
+def drop_counts(ctx: StepContext) -> dict[str, int] | None:
+    """Packets dropped so far by each chain of our table ({"input": n, ...}), None without the
+    table. VerifyError when a chain is missing, not a drop-by-default base chain, or has no
+    counted drop rule: then the table is not the isolation posture loads."""
+    host = ctx.connector.host
+    result = _run(ctx, [NFT, "-j", "list", "table", FAMILY, TABLE])
+    if not result.ok and current_table(ctx) is None:
+        return None
+    try:
+        chains, counts = _chains_and_drops(json.loads(result.stdout)["nftables"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise VerifyError(
+            f"{host}: nft did not list the isolation table as JSON (needs nftables >= 0.9.3)"
+        ) from None
+    for name in ("input", "output", "forward"):
+        chain = chains.get(name, {})
+        if chain.get("hook") != name or chain.get("policy") != "drop" or name not in counts:
+            raise VerifyError(
+                f"{host}: the isolation table's {name} chain is missing or does not drop by "
+                "default: release and isolate again"
+            )
+    return {name: counts[name] for name in ("input", "output", "forward")}
+
+
+def _chains_and_drops(items: list[Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """From `nft -j list table`: each chain by name, and the packet counter of its counted drop
+    rule."""
+    chains = {i["chain"]["name"]: i["chain"] for i in items if "chain" in i}
+    counts: dict[str, int] = {}
+    for rule in (i["rule"] for i in items if "rule" in i):
+        expr = rule.get("expr", [])
+        if {"drop": None} in expr:
+            for e in expr:
+                if "counter" in e:
+                    counts[rule["chain"]] = int(e["counter"]["packets"])
+    return chains, counts
+
+
+def _outbound_dropped(ctx: StepContext, address: str, port: int, before: int) -> int:
+    """The host tries address:port; proves the attempt fails and that our output chain dropped
+    it (its counter rose). Returns the packets dropped by the attempt."""
+    host = ctx.connector.host
+    argv = ["timeout", "5", "bash", "-c", 'exec 3<>"/dev/tcp/$1/$2"', "bash", address, str(port)]
+    attempt = _run(ctx, argv)
+    if attempt.ok:
+        raise VerifyError(f"{host}: isolation leaks: the host connected out to {address}:{port}")
+    if attempt.returncode in (126, 127):
+        raise VerifyError(f"{host}: cannot try an outbound connection: bash or timeout missing")
+    after = drop_counts(ctx)
+    dropped = (after or {}).get("output", 0) - before
+    if dropped <= 0:
+        reason = ctx.redactor.bytes(attempt.stderr).strip()[-200:]
+        raise VerifyError(
+            f"{host}: the connection to {address}:{port} failed without reaching the isolation "
+            f"table's drop rule ({reason}); pick an address the host routes to and does not keep"
+        )
+    return dropped
+
+
 def _check_isolated(params: Any, ctx: StepContext, management: list[str]) -> dict[str, Any]:
-    """Both ways: the management side still gets in, and the table is ours, loaded, dropping
-    by default in, out and forward; from `outside_netns` (when given) nothing gets through."""
-    text = current_table(ctx)
-    if text is None:
-        raise VerifyError(f"{ctx.connector.host}: no isolation table")
-    for chain in ("input", "output", "forward"):
-        if f"chain {chain}" not in text:
-            raise VerifyError(f"{ctx.connector.host}: the isolation table lacks its {chain} chain")
-    if text.count("policy drop") < 3:
-        raise VerifyError(f"{ctx.connector.host}: the isolation table does not drop by default")
+    """Both ways (see the module's docstring): the management side still gets in, the table is
+    ours and drops by default in, out and forward, and, where asked, neither an outside probe
+    point nor the host's own outbound attempt gets through."""
+    host = ctx.connector.host
+    dropped = drop_counts(ctx)
+    if dropped is None:
+        raise VerifyError(f"{host}: no isolation table")
     if not _management_reaches(ctx):
-        raise VerifyError(f"{ctx.connector.host}: the management path does not get through")
-    outside = None
+        raise VerifyError(f"{host}: the management path does not get through")
+    outputs: dict[str, Any] = {"isolated": True, "management": management}
     netns = getattr(params, "outside_netns", None)
     if netns:
-        outside = _outside_reaches(netns, ctx.connector.host, params.probe_port)
-        if outside:
+        if _outside_reaches(netns, host, params.probe_port):
             raise VerifyError(
-                f"{ctx.connector.host}: isolation leaks: port {params.probe_port} answers from "
-                f"namespace {netns}"
+                f"{host}: isolation leaks: port {params.probe_port} answers from namespace {netns}"
             )
-    return {"isolated": True, "management": management, "outside_blocked": outside is False}
+        outputs["outside_blocked"] = True
+    outbound = getattr(params, "outbound_address", None)
+    if outbound is not None:
+        kept = [ipaddress.ip_network(n) for n in management]
+        if any(outbound in n for n in kept if n.version == outbound.version):
+            raise ActionError(
+                f"outbound_address {outbound} is a management address the host must reach: "
+                "pick one it must not reach"
+            )
+        sent = _outbound_dropped(ctx, str(outbound), params.outbound_port, dropped["output"])
+        outputs["outbound_blocked"] = True
+        outputs["outbound_dropped_packets"] = sent
+    outputs["dropped"] = drop_counts(ctx) if outbound is not None else dropped
+    return outputs
 
 
 class Isolate(Action):
@@ -366,7 +447,7 @@ class VerifyIsolated(Action):
 
     def describe(self, params: Params, connector: Connector) -> list[str]:
         lines = [
-            connector.describe([NFT, "list", "table", FAMILY, TABLE]),
+            connector.describe([NFT, "-j", "list", "table", FAMILY, TABLE]),
             connector.describe(["true"]),
         ]
         assert isinstance(params, VerifyParams)
@@ -375,6 +456,13 @@ class VerifyIsolated(Action):
                 f"ip netns exec {params.outside_netns} (TCP connect to port "
                 f"{params.probe_port}: must fail)"
             )
+        if params.outbound_address is not None:
+            lines.append(
+                connector.describe(["timeout", "5", "bash", "-c", 'exec 3<>"/dev/tcp/$1/$2"',
+                                    "bash", str(params.outbound_address),
+                                    str(params.outbound_port)])
+                + "  # must fail, dropped by the isolation table"
+            )  # fmt: skip
         return lines
 
     def run(self, params: Params, ctx: StepContext) -> dict[str, Any]:
