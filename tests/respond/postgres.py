@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -63,8 +64,16 @@ def _as_postgres(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess
                           text=True, timeout=timeout, check=True)  # fmt: skip
 
 
+def _free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])
+
+
 @contextlib.contextmanager
-def postgres_server(folder: Path, port: int = 54103) -> Iterator[Postgres]:
+def postgres_server(folder: Path, port: int | None = None) -> Iterator[Postgres]:
+    """PostgreSQL on ADDRESS:port (default: a free one), stopped and its folder removed on exit."""
+    port = port or _free_port(ADDRESS)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.chown(folder, "postgres", "postgres")
     data = folder / "data"
@@ -76,6 +85,11 @@ def postgres_server(folder: Path, port: int = 54103) -> Iterator[Postgres]:
                  str(pwfile), "--auth-host=scram-sha-256", "--auth-local=reject", "-E", "UTF8",
                  "--no-sync")  # fmt: skip
     pwfile.unlink()
+    # Only password (SCRAM) logins over TCP from this machine (a client's source address for
+    # 127.0.103.1 is 127.0.0.1); initdb's defaults go.
+    (data / "pg_hba.conf").write_text(
+        "host all all 127.0.0.0/8 scram-sha-256\nhost all all 0.0.0.0/0 reject\n"
+    )
     (data / "postgresql.auto.conf").write_text(
         f"listen_addresses = '{ADDRESS}'\nport = {port}\nunix_socket_directories = ''\n"
         "password_encryption = 'scram-sha-256'\nlog_statement = 'all'\n"

@@ -9,78 +9,146 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from scanner.respond.actions.db_password import RotateDbPassword, _logs_in
 from scanner.respond.actions.interface import SecretSink, StepContext
 from scanner.respond.connectors.local import LocalConnector
+from scanner.respond.keystore import Keystore, default_keystore
 from scanner.respond.secrets import Redactor, Secret
 from tests.respond.postgres import Postgres
 
 OLD = "old-App-password-2026-abcdefgh"
+STORE_KEY = bytes(range(32))
 
 
-def _ctx(tmp_path: Path, vault: dict[str, str], records: list[Any]) -> StepContext:
+class Crash(Exception):
+    """Stands for a kill -9 at a chosen point of a run."""
+
+
+@pytest.fixture
+def keystore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "keystore.sqlite"
+    monkeypatch.setenv("POSTURE_KEYSTORE", str(path))
+    monkeypatch.setenv("POSTURE_KEYSTORE_KEY", STORE_KEY.hex())
+    return path
+
+
+def _ctx(tmp_path: Path, records: list[Any], crash_on: str = "") -> StepContext:
+    """A step context over the real keystore; `crash_on` stops the run right after the
+    matching step happened ("put": the new password is stored; "ALTER": the server has it)."""
+
     def put(name: str, value: Secret) -> str:
-        vault[name] = value.reveal()
-        return f"keystore:{name}@1"
+        with default_keystore() as store:
+            ref = store.put(name, value)
+        if crash_on == "put" and not name.endswith(".verifier"):
+            raise Crash("killed after storing the new password")
+        return ref
+
+    def record(kind: str, data: Any) -> None:
+        records.append((kind, dict(data)))
+        if crash_on and crash_on in str(data.get("command", "")):
+            raise Crash(f"killed after {crash_on}")
 
     return StepContext(
         run_id="r-db", step_id="rotate", connector=LocalConnector(), timeout=30,
-        redactor=Redactor(), secrets=SecretSink(put), workdir=tmp_path,
-        record=lambda kind, data: records.append((kind, dict(data))),
+        redactor=Redactor(), secrets=SecretSink(put), workdir=tmp_path, record=record,
     )  # fmt: skip
 
 
-def _params(pg: Postgres, role: str) -> Any:
+def _params(pg: Postgres, role: str, old: str = OLD) -> Any:
     return RotateDbPassword().validate({
         "host": pg.host, "port": pg.port, "admin_user": pg.admin,
         "admin_password": Secret("admin", pg.admin_password), "role": role,
-        "current_password": Secret("old", OLD), "keystore_name": f"pg-{role}",
+        "current_password": Secret("old", old), "keystore_name": f"pg-{role}",
     })  # fmt: skip
 
 
-def test_rotate_then_undo(postgres: Postgres, tmp_path: Path, monkeypatch: Any) -> None:
+def _verifier(pg: Postgres, role: str) -> str:
+    query = f"SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'"  # noqa: S608 - our names
+    return pg.psql(query).strip()
+
+
+def test_rotate_then_undo(postgres: Postgres, keystore: Path, tmp_path: Path) -> None:
     postgres.psql(f"CREATE ROLE app1 LOGIN PASSWORD '{OLD}'")
-    vault: dict[str, str] = {}
     records: list[Any] = []
     act = RotateDbPassword()
     params = _params(postgres, "app1")
-    ctx = _ctx(tmp_path, vault, records)
+    ctx = _ctx(tmp_path, records)
+    plan = act.describe(params, ctx.connector)
+    assert any("ALTER ROLE app1" in line for line in plan)
     assert act.probe(params, ctx) == {"current_password_works": True}
-    before = postgres.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app1'").strip()
+    before = _verifier(postgres, "app1")
     prestate = act.prestate(params, ctx)
     assert prestate == {
         "role": "app1",
         "had_password": True,
         "verifier": "keystore:pg-app1.verifier@1",
     }
-    assert vault["pg-app1.verifier"] == before
     outputs = act.run(params, ctx)
-    new = vault["pg-app1"]
+    with Keystore(keystore, STORE_KEY) as store:
+        new = store.get("pg-app1").reveal()
+        assert store.get("pg-app1.verifier").reveal() == before  # the undo's material
     assert outputs == {"role": "app1", "password": "keystore:pg-app1@1", "method": "scram-sha-256"}
     assert len(new) == 32
     assert _logs_in(params, new) and not _logs_in(params, OLD)
-    after = postgres.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app1'").strip()
+    after = _verifier(postgres, "app1")
     assert after.startswith("SCRAM-SHA-256$4096:") and after != before
     assert "ALTER ROLE" in postgres.log and new not in postgres.log  # only the verifier got there
-    assert new not in json.dumps([outputs, prestate, records])
+    shown = json.dumps([outputs, prestate, records, plan])
+    assert new not in shown and before not in shown and after not in shown
     assert [d["accepted"] for kind, d in records if kind == "login"] == [True, False]
     # Undo: the verifier from the keystore goes back; the old password works again, the new not.
-    monkeypatch.setattr(
-        "scanner.respond.credentials.resolve", lambda ref: Secret(ref, vault["pg-app1.verifier"])
-    )
     act.compensate(params, ctx, prestate, outputs)
-    assert (
-        postgres.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app1'").strip() == before
-    )
+    assert _verifier(postgres, "app1") == before
     assert _logs_in(params, OLD) and not _logs_in(params, new)
+    assert OLD not in postgres.log.split("CREATE ROLE app1", 1)[1].split("\n", 1)[1]
+
+
+def test_reconcile_after_a_crash_once_the_server_has_it(
+    postgres: Postgres, keystore: Path, tmp_path: Path
+) -> None:
+    postgres.psql(f"CREATE ROLE app3 LOGIN PASSWORD '{OLD}'")
+    act, records = RotateDbPassword(), list[Any]()
+    params = _params(postgres, "app3")
+    prestate = act.prestate(params, _ctx(tmp_path, records))
+    with pytest.raises(Crash):
+        act.run(params, _ctx(tmp_path, records, crash_on="ALTER ROLE"))
+    outputs = act.reconcile(params, _ctx(tmp_path, records), prestate)
+    assert outputs == {"role": "app3", "password": "keystore:pg-app3@1", "method": "scram-sha-256"}
+    with Keystore(keystore, STORE_KEY) as store:
+        assert _logs_in(params, store.get("pg-app3", 1).reveal())
+    assert not _logs_in(params, OLD)
+
+
+def test_a_crash_before_the_server_changes_runs_again(
+    postgres: Postgres, keystore: Path, tmp_path: Path
+) -> None:
+    postgres.psql(f"CREATE ROLE app4 LOGIN PASSWORD '{OLD}'")
+    act, records = RotateDbPassword(), list[Any]()
+    params = _params(postgres, "app4")
+    prestate = act.prestate(params, _ctx(tmp_path, records))
+    with pytest.raises(Crash):
+        act.run(params, _ctx(tmp_path, records, crash_on="put"))
+    assert _logs_in(params, OLD)  # the server never changed
+    assert act.reconcile(params, _ctx(tmp_path, records), prestate) is None
+    outputs = act.run(params, _ctx(tmp_path, records))
+    assert outputs["password"] == "keystore:pg-app4@2"
+    with Keystore(keystore, STORE_KEY) as store:
+        first, second = (store.get("pg-app4", v).reveal() for v in (1, 2))
+    assert _logs_in(params, second) and not _logs_in(params, first) and not _logs_in(params, OLD)
+
+
+def test_the_admin_cannot_rotate_itself(postgres: Postgres) -> None:
+    with pytest.raises(ValidationError, match="admin_user must be another role"):
+        _params(postgres, postgres.admin)
 
 
 def test_rotate_db_password_playbook_through_the_cli(postgres: Postgres, tmp_path: Path) -> None:
-    from scanner.respond.keystore import Keystore
-
     postgres.psql(f"CREATE ROLE app2 LOGIN PASSWORD '{OLD}'")
     root = Path(__file__).resolve().parents[2]
-    store_key = bytes(range(32))
+    store_key = STORE_KEY
     admin = tmp_path / "admin-pw"
     admin.write_text(postgres.admin_password)
     admin.chmod(0o600)
