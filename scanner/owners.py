@@ -1,7 +1,8 @@
 """Who owns what: `[[owners]]` in posture.toml assigns an owner (a team or person, with an
 optional contact) to assets by address, network, range or host-name pattern, optionally only
 for some ports or rules. The first entry that matches wins, in file order: list the narrow
-entries before the broad ones.
+entries before the broad ones. An owner a person gives one finding (`posture findings assign`,
+kept in the store) outranks them all.
 
     [[owners]]
     owner = "team-db"
@@ -14,15 +15,69 @@ entries before the broad ones.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scanner.errors import ConfigError
 
+if TYPE_CHECKING:
+    from scanner.store.rows import OwnerAssignment
+
 UNASSIGNED = "unassigned"
+MAX_OWNER = 100  # characters of an owner's name
+MAX_CONTACT = 200
 _KEYS = {"owner", "contact", "match", "ports", "rules"}
+
+
+def valid_owner(value: object, what: str) -> str:
+    """An owner's name as given (stripped), or ConfigError naming `what` (a key, an option)."""
+    name = value.strip() if isinstance(value, str) else ""
+    if not name or len(name) > MAX_OWNER or not name.isprintable():
+        raise ConfigError(f"{what} must be a name of 1 to {MAX_OWNER} printable characters")
+    if name.casefold() == UNASSIGNED:
+        raise ConfigError(f"{what}: {UNASSIGNED!r} is what no owner is shown as, not a name")
+    return name
+
+
+def valid_contact(value: object, what: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or len(text) > MAX_CONTACT or not text.isprintable():
+        raise ConfigError(f"{what} must be 1 to {MAX_CONTACT} printable characters")
+    return text
+
+
+def same_owner(a: str, b: str) -> bool:
+    """Owner names compare without regard to case: `--owner Team-DB` finds "team-db"."""
+    return a.casefold() == b.casefold()
+
+
+class Owned(Protocol):
+    """What owner resolution reads of a finding (a StoredFinding has it)."""
+
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def hostname(self) -> str | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def rule_id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ResolvedOwner:
+    """Who owns one finding, and why: "assigned" by a person, "config" ([[owners]] entry
+    `entry`), or "none" (shown as unassigned)."""
+
+    name: str
+    contact: str | None = None
+    source: str = "none"
+    entry: int | None = None  # the [[owners]] entry that matched, counted from 1
 
 
 @dataclass(frozen=True)
@@ -33,16 +88,14 @@ class OwnerRule:
     names: tuple[str, ...]  # lower-case globs of host names
     ports: frozenset[int]
     rules: tuple[str, ...]
+    entry: int = 0  # its place in posture.toml, counted from 1
 
     def matches(self, host: str, hostname: str | None, port: int | None, rule_id: str) -> bool:
         if self.ports and port not in self.ports:
             return False
         if self.rules and not any(fnmatch.fnmatchcase(rule_id, g) for g in self.rules):
             return False
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            address = None
+        address = _address(host)
         if address is not None and any(address in n for n in self.networks):
             return True
         names = [n.lower() for n in (hostname, None if address else host) if n]
@@ -64,11 +117,41 @@ class Owners:
         found = self.owner_of(host, port, rule_id, hostname)
         return found.owner if found else UNASSIGNED
 
+    def resolve(
+        self, finding: Owned, assigned: Mapping[str, OwnerAssignment] | None = None
+    ) -> ResolvedOwner:
+        """A person's assignment (from `Store.owner_assignments()`) first, then the first
+        [[owners]] entry that matches, else unassigned."""
+        given = (assigned or {}).get(finding.fingerprint)
+        if given is not None and given.owner:
+            return ResolvedOwner(given.owner, given.contact, "assigned")
+        rule = self.owner_of(finding.host, finding.port, finding.rule_id, finding.hostname)
+        if rule is None:
+            return ResolvedOwner(UNASSIGNED)
+        return ResolvedOwner(rule.owner, rule.contact, "config", rule.entry)
+
+    def names(
+        self, findings: Iterable[Owned], assigned: Mapping[str, OwnerAssignment] | None = None
+    ) -> dict[str, str]:
+        """Fingerprint -> owner name ("unassigned" when nobody owns it)."""
+        if not self.rules and not assigned:  # no owners at all: no per-finding work
+            return {f.fingerprint: UNASSIGNED for f in findings}
+        return {f.fingerprint: self.resolve(f, assigned).name for f in findings}
+
     @classmethod
     def parse(cls, raw: Any, where: str) -> Owners:
         if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
             raise ConfigError(f"{where}: owners are [[owners]] tables")
-        return cls(tuple(_rule(t, f"{where}: [[owners]] #{i}") for i, t in enumerate(raw, 1)))
+        return cls(tuple(_rule(t, f"{where}: [[owners]] #{i}", i) for i, t in enumerate(raw, 1)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # cached: a report resolves the owner of every finding, and findings share hosts
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def _strings(value: Any, key: str, at: str) -> tuple[str, ...]:
@@ -79,16 +162,14 @@ def _strings(value: Any, key: str, at: str) -> tuple[str, ...]:
     raise ConfigError(f"{at}: '{key}' must be a string or a list of strings")
 
 
-def _rule(table: dict[str, Any], at: str) -> OwnerRule:
+def _rule(table: dict[str, Any], at: str, entry: int) -> OwnerRule:
     unknown = set(table) - _KEYS
     if unknown:
         raise ConfigError(f"{at}: unknown key(s): {', '.join(sorted(unknown))}")
-    owner = table.get("owner")
-    if not isinstance(owner, str) or not owner.strip() or len(owner) > 100:
-        raise ConfigError(f"{at}: 'owner' must be a name of 1 to 100 characters")
+    owner = valid_owner(table.get("owner"), f"{at}: 'owner'")
     contact = table.get("contact")
-    if contact is not None and (not isinstance(contact, str) or len(contact) > 200):
-        raise ConfigError(f"{at}: 'contact' must be a string of at most 200 characters")
+    if contact is not None:
+        contact = valid_contact(contact, f"{at}: 'contact'")
     networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     names: list[str] = []
     for item in _strings(table.get("match", []), "match", at):
@@ -107,8 +188,8 @@ def _rule(table: dict[str, Any], at: str) -> OwnerRule:
     ):
         raise ConfigError(f"{at}: 'ports' must be a list of port numbers")
     return OwnerRule(
-        owner.strip(), contact, tuple(networks), tuple(names), frozenset(ports),
-        _strings(table.get("rules", []), "rules", at),
+        owner, contact, tuple(networks), tuple(names), frozenset(ports),
+        _strings(table.get("rules", []), "rules", at), entry,
     )  # fmt: skip
 
 

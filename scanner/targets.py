@@ -678,6 +678,21 @@ class Scope:
         return targets._parts_within(outside, "outside the scope")
 
 
+def count_specs(specs: Iterable[str], kind: str = "scope entry") -> tuple[int, int]:
+    """(addresses, host names) that address, CIDR, range and name specs hold: addresses counted
+    from their merged ranges (a /8 is never enumerated), each distinct name once and never
+    resolved. For figures such as a report's scope size; a bad spec raises ConfigError."""
+    parts: list[_Ranges] = []
+    names: set[str] = set()
+    for piece in _pieces(specs, kind):
+        ranges = _parse_piece(piece, kind)
+        if ranges is None:
+            names.add(piece.text.lower().rstrip("."))
+        else:
+            parts.append(ranges)
+    return _Ranges.union_of(parts).count(), len(names)
+
+
 def _listing(lines: list[str]) -> str:
     shown = "; ".join(lines[:MAX_LISTED])
     if len(lines) > MAX_LISTED:

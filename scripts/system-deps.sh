@@ -27,8 +27,12 @@ have crontab || need_pkgs+=(cron)
 { have sshd || [ -x /usr/sbin/sshd ]; } || need_pkgs+=(openssh-server)
 # Playbooks isolate hosts with an nftables table; the tests do it inside network namespaces.
 { have nft || [ -x /usr/sbin/nft ]; } || need_pkgs+=(nftables)
+# evidence.collect captures packets on ssh targets with tcpdump; the tests capture on one.
+{ have tcpdump || [ -x /usr/bin/tcpdump ]; } || need_pkgs+=(tcpdump)
 # PDF reports are printed by headless Chromium; the tests also look at the HTML reports in it.
-{ have chromium || have chromium-browser || have google-chrome; } || need_pkgs+=(chromium fonts-dejavu-core)
+{ have chromium || have chromium-browser || have google-chrome; } || need_pkgs+=(chromium)
+# chromium pulls in no font without its recommends: without one, reports print as empty boxes.
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_pkgs+=(fonts-dejavu-core)
 # Password rotation is tested against a real PostgreSQL server the tests start themselves.
 [ -x /usr/lib/postgresql/15/bin/postgres ] || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 

@@ -1,6 +1,7 @@
 """Scheduled jobs: config checks, cron schedules as systemd timers (checked by systemd-analyze)
 or crontab lines, and `posture job run` end to end against a real service on 127.0.99.5, with a
-webhook receiver on 127.0.99.1, retention and the per-job lock."""
+webhook receiver on 127.0.99.1, retention and the per-job lock; a job writing several report
+profiles (packs, owners, PDF) against 127.0.101.5, its webhook on 127.0.101.1."""
 
 from __future__ import annotations
 
@@ -252,8 +253,30 @@ rules:
 """
 
 
+@pytest.fixture
+def webhook_101() -> Iterator[str]:
+    """The webhook receiver on 127.0.101.1 (the profile tests' own block)."""
+    _Hook.received = []
+    server = HTTPServer(("127.0.101.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield f"http://127.0.101.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
 @pytest.mark.skipif(shutil.which("nmap") is None, reason="needs nmap (apt-get install nmap)")
-def test_a_job_names_its_packs_and_report_profiles(tmp_path: Path) -> None:
+def test_a_job_names_its_packs_and_report_profiles(tmp_path: Path, webhook_101: str) -> None:
+    from scanner.errors import ToolMissingError
+    from scanner.report.pdf import chromium
+
+    try:
+        chromium()
+    except ToolMissingError:
+        pytest.skip("needs chromium for the PDF report (apt-get install chromium)")
     loop = ServiceLoop()
     loop.serve("127.0.101.5", 2324, telnet("profiles"))
     try:
@@ -261,17 +284,22 @@ def test_a_job_names_its_packs_and_report_profiles(tmp_path: Path) -> None:
         (tmp_path / "packs" / "jobtest.yaml").write_text(PACK)
         config = tmp_path / "posture.toml"
         config.write_text(
-            """db = "posture.db"
+            f"""db = "posture.db"
+[[owners]]
+owner = "team-lab"
+match = ["127.0.101.0/24"]
+
 [jobs.monthly]
 targets = ["127.0.101.5"]
 ports = "2324"
 packs = ["packs/jobtest.yaml"]
 formats = ["json"]
 reports = [
-  { profile = "executive", formats = ["html", "json"] },
-  { profile = "compliance", framework = "pci-dss-4.0", formats = ["md"] },
+  {{ profile = "executive", formats = ["html", "json", "pdf"] }},
+  {{ profile = "compliance", framework = "pci-dss-4.0", formats = ["md"] }},
 ]
 output = "out"
+webhook = "{webhook_101}"
 """
         )
         done = posture("--config", str(config), "job", "run", "monthly", "--json")
@@ -282,14 +310,24 @@ output = "out"
             "report.json",
             "executive.html",
             "executive.json",
+            "executive.pdf",
             "compliance-pci-dss-4.0.md",
         ]
         folder = Path(outcome["reports"][0]).parent
+        assert folder.parent == tmp_path / "out" and all(
+            Path(p).is_file() for p in outcome["reports"]
+        )
+        # The webhook body lists every report's path.
+        assert outcome["webhook"] == "sent" and _Hook.received[0]["reports"] == outcome["reports"]
         technical = json.loads((folder / "report.json").read_text())
-        assert "jobtest.telnet-banner" in {f["rule_id"] for f in technical["findings"]}
+        assert technical["profile"] == "technical"
+        mine = [f for f in technical["findings"] if f["rule_id"] == "jobtest.telnet-banner"]
+        assert len(mine) == 1 and mine[0]["owner"] == "team-lab"  # the job reads [[owners]]
         executive = json.loads((folder / "executive.json").read_text())
         assert executive["scan"] == outcome["scan_id"]
+        assert executive["coverage"]["targets"] == executive["coverage"]["hosts_up"] == 1
         assert "<svg" in (folder / "executive.html").read_text()
+        assert (folder / "executive.pdf").read_bytes().startswith(b"%PDF-")
         assert "2.2.4" in (folder / "compliance-pci-dss-4.0.md").read_text()
     finally:
         loop.close()

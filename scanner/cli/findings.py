@@ -1,4 +1,5 @@
-"""`posture findings` (list, show, set-status) and `posture scans`: read and judge the store.
+"""`posture findings` (list, show, set-status, assign) and `posture scans`: read and judge the
+store.
 
 Target-derived text (titles, hostnames, evidence) is hostile: every such string goes through
 `for_terminal` and into rich `Text`, which never interprets markup.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,25 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from scanner.cli.common import SEVERITY_STYLE, console, db_option, json_option, resolve_db
+from scanner.cli.common import (
+    SEVERITY_STYLE,
+    config,
+    console,
+    db_option,
+    json_option,
+    resolve_db,
+)
 from scanner.model import FindingStatus, ScanRecord, Severity, StoredFinding
+from scanner.owners import UNASSIGNED, ResolvedOwner, same_owner
 from scanner.report.vulns import VulnRow
 from scanner.safetext import for_terminal
-from scanner.store import FindingEvent, Store
-from scanner.store.export import event_as_dict, finding_as_dict, scan_as_dict
+from scanner.store import FindingEvent, OwnerAssignment, Store
+from scanner.store.export import (
+    event_as_dict,
+    finding_as_dict,
+    owner_assignment_as_dict,
+    scan_as_dict,
+)
 
 FINGERPRINT_SHOWN = 12  # hex digits of a fingerprint in tables; any unique 8+ are accepted back
 DEFAULT_STATUSES = (FindingStatus.OPEN, FindingStatus.REOPENED)
@@ -35,6 +49,7 @@ _LISTING_OPTIONS = {
     "rule_id": "--rule",
     "statuses": "--status",
     "scan_id": "--scan",
+    "owner": "--owner",
     "as_of": "--as-of",
     "as_json": "--json",
 }
@@ -60,14 +75,22 @@ def _where(finding: StoredFinding) -> str:
     return f"{finding.port}/{finding.proto}" if finding.port is not None else "-"
 
 
-def findings_table(findings: Iterable[StoredFinding], title: str | None = None) -> Table:
-    """Findings as a rich table; every target-derived cell escaped and bounded."""
+def findings_table(
+    findings: Iterable[StoredFinding],
+    title: str | None = None,
+    owners: Mapping[str, str] | None = None,
+) -> Table:
+    """Findings as a rich table; every target-derived cell escaped and bounded. With `owners`
+    (fingerprint -> name), an Owner column."""
     table = Table(show_lines=False, header_style="bold", title=title)
-    for name in ("Severity", "Status", "Host", "Port", "Rule", "Title", "Fingerprint"):
+    columns = ["Severity", "Status", "Host", "Port", "Rule", "Title", "Fingerprint"]
+    if owners is not None:
+        columns.insert(2, "Owner")
+    for name in columns:
         table.add_column(name, overflow="fold", no_wrap=name in _NO_WRAP)
     for f in findings:
         host = f.host if not f.hostname else f"{f.host} ({f.hostname})"
-        table.add_row(
+        cells = [
             Text(f.severity.value, style=SEVERITY_STYLE[f.severity.value]),
             Text(f.status.value),
             _safe(host),
@@ -75,7 +98,10 @@ def findings_table(findings: Iterable[StoredFinding], title: str | None = None) 
             _safe(f.rule_id),
             _safe(f.title),
             Text(f.fingerprint[:FINGERPRINT_SHOWN]),
-        )
+        ]
+        if owners is not None:
+            cells.insert(2, _safe(owners.get(f.fingerprint, UNASSIGNED), 100))
+        table.add_row(*cells)
     return table
 
 
@@ -127,6 +153,11 @@ def vulnerabilities_table(rows: Iterable[VulnRow], title: str | None = None) -> 
     "--scan", "scan_id", type=click.IntRange(min=1), help="Only findings observed in this scan."
 )
 @click.option(
+    "--owner",
+    help="Only findings of this owner (assigned, or by [[owners]] in posture.toml; any case; "
+    "'unassigned' for those nobody owns).",
+)
+@click.option(
     "--as-of",
     "as_of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -144,10 +175,12 @@ def findings_cmd(
     rule_id: str | None,
     statuses: tuple[str, ...],
     scan_id: int | None,
+    owner: str | None,
     as_of: datetime | None,
     as_json: bool,
 ) -> None:
-    """List stored findings, most severe first; subcommands show one or judge it."""
+    """List stored findings, most severe first, with their owners; subcommands show one, judge
+    it, or give it an owner."""
     if ctx.invoked_subcommand is not None:
         given = [
             flag
@@ -181,15 +214,19 @@ def findings_cmd(
                 for f in found
                 if f.fingerprint in then and (wanted is None or then[f.fingerprint] in wanted)
             ]
+        owners = config(ctx).owners.names(found, store.owner_assignments())
+    if owner is not None:
+        found = [f for f in found if same_owner(owners[f.fingerprint], owner.strip())]
     if as_json:
-        _echo_json([finding_as_dict(f) for f in found])
+        _echo_json([{**finding_as_dict(f), "owner": owners[f.fingerprint]} for f in found])
         return
     if not found:
         shown = "any status" if wanted is None else ", ".join(s.value for s in wanted)
-        click.echo(f"No findings match ({shown}).")
+        of = f", owner {owner.strip()}" if owner is not None else ""
+        click.echo(for_terminal(f"No findings match ({shown}{of}).", 300))
         return
     out = console()
-    out.print(findings_table(found))
+    out.print(findings_table(found, owners=owners))
     out.print(Text(f"{len(found)} finding(s)"))
 
 
@@ -219,8 +256,21 @@ def show_cmd(ctx: click.Context, fingerprint: str, db_path: Path | None, as_json
     with _open_store(ctx, db_path) as store:
         finding = store.get_finding(fingerprint)
         events = store.events(finding.fingerprint)
+        assigned = store.owner_assignment(finding.fingerprint)
+        history = store.owner_history(finding.fingerprint)
+    owner = config(ctx).owners.resolve(
+        finding, {finding.fingerprint: assigned} if assigned else None
+    )
     if as_json:
-        _echo_json({**finding_as_dict(finding), "events": [event_as_dict(e) for e in events]})
+        _echo_json(
+            {
+                **finding_as_dict(finding),
+                "owner": owner.name,
+                "owner_detail": _owner_dict(owner, assigned),
+                "events": [event_as_dict(e) for e in events],
+                "owner_history": [owner_assignment_as_dict(a) for a in history],
+            }
+        )
         return
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -232,6 +282,7 @@ def show_cmd(ctx: click.Context, fingerprint: str, db_path: Path | None, as_json
         ("Severity", finding.severity.value),
         ("Confidence", finding.confidence.value),
         ("Status", finding.status.value),
+        ("Owner", _owner_line(owner, assigned)),
         ("Host", finding.host),
         ("Hostname", finding.hostname),
         ("Port", _where(finding)),
@@ -253,6 +304,46 @@ def show_cmd(ctx: click.Context, fingerprint: str, db_path: Path | None, as_json
     out = console()
     out.print(grid)
     out.print(_event_table(events))
+    if history:
+        out.print(_owner_table(history))
+
+
+def _owner_line(owner: ResolvedOwner, assigned: OwnerAssignment | None) -> str:
+    contact = f" <{owner.contact}>" if owner.contact else ""
+    if assigned is not None:
+        by = f" by {assigned.actor}" if assigned.actor else ""
+        note = f": {assigned.note}" if assigned.note else ""
+        return f"{owner.name}{contact} (assigned{by} at {assigned.at}{note})"
+    if owner.source == "config":
+        return f"{owner.name}{contact} ([[owners]] entry {owner.entry} of posture.toml)"
+    return owner.name
+
+
+def _owner_dict(owner: ResolvedOwner, assigned: OwnerAssignment | None) -> dict[str, Any]:
+    return {
+        "name": owner.name,
+        "contact": owner.contact,
+        "source": owner.source,  # "assigned", "config" or "none"
+        "entry": owner.entry,  # the [[owners]] entry (source "config")
+        "assigned_by": assigned.actor if assigned else None,
+        "assigned_at": assigned.at if assigned else None,
+        "note": assigned.note if assigned else None,
+    }
+
+
+def _owner_table(history: Iterable[OwnerAssignment]) -> Table:
+    table = Table(title="Owner history", title_justify="left", header_style="bold")
+    for name in ("At", "Owner", "By", "Note"):
+        table.add_column(name, overflow="fold", no_wrap=name in _NO_WRAP)
+    for a in history:
+        owner = f"{a.owner} <{a.contact}>" if a.owner and a.contact else a.owner
+        table.add_row(
+            Text(a.at),
+            _safe(owner or "(cleared)", 320),
+            _safe(a.actor or ""),
+            _safe(a.note or "", 400),
+        )
+    return table
 
 
 def _current_user() -> str | None:
@@ -303,6 +394,43 @@ def set_status_cmd(
         f"{finding.rule_id} on {finding.host} {_where(finding)} ({finding.status_note})"
     )
     click.echo(for_terminal(line, 1000))
+
+
+@findings_cmd.command("assign")
+@click.argument("fingerprint")
+@click.option("--owner", help="The team or person who owns this finding (1-100 characters).")
+@click.option("--contact", help="How to reach the owner, e.g. an e-mail address (with --owner).")
+@click.option("--note", help="Why (kept with the assignment and its history).")
+@click.option(
+    "--clear", is_flag=True, help="Remove the assignment: posture.toml's [[owners]] decide again."
+)
+@db_option
+@click.pass_context
+def assign_cmd(
+    ctx: click.Context,
+    fingerprint: str,
+    owner: str | None,
+    contact: str | None,
+    note: str | None,
+    clear: bool,
+    db_path: Path | None,
+) -> None:
+    """Give one finding an owner, over the [[owners]] of posture.toml (who and when are kept);
+    --clear removes it."""
+    if clear == (owner is not None):
+        raise click.UsageError("give --owner NAME, or --clear to remove the assignment")
+    with _open_store(ctx, db_path) as store:
+        assigned = store.assign_owner(
+            fingerprint, owner, contact=contact, note=note, actor=_current_user()
+        )
+        finding = store.get_finding(fingerprint)
+    short = finding.fingerprint[:FINGERPRINT_SHOWN]
+    if assigned is not None:
+        line = f"{short} is now owned by {assigned.owner}"
+    else:
+        fallback = config(ctx).owners.resolve(finding).name
+        line = f"{short} has no assigned owner; by posture.toml it is {fallback}"
+    click.echo(for_terminal(f"{line}: {finding.rule_id} on {finding.host} {_where(finding)}", 1000))
 
 
 def _scans_table(scans: Iterable[ScanRecord]) -> Table:

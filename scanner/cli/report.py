@@ -1,4 +1,5 @@
-"""`posture report`: one scan's findings as HTML, Markdown, JSON, SARIF or CSV."""
+"""`posture report`: one scan's findings, or a profile's summary, as HTML, Markdown, JSON,
+SARIF, CSV or PDF."""
 
 from __future__ import annotations
 

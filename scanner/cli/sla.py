@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +15,17 @@ from rich.text import Text
 
 from scanner.cli.common import SEVERITY_STYLE, config, console, db_option, json_option, resolve_db
 from scanner.errors import EXIT_FINDINGS
-from scanner.owners import Owners
+from scanner.owners import UNASSIGNED, Owners, same_owner
 from scanner.safetext import for_terminal
 from scanner.store import Store
 from scanner.store.export import finding_as_dict
 from scanner.store.sla import SlaItem, SlaPolicy, SlaReport, sla_report
 
 
-def owner_of(owners: Owners, item: SlaItem) -> str:
-    f = item.finding
-    return owners.name_of(f.host, f.port, f.rule_id, f.hostname)
-
-
-def _item_dict(item: SlaItem, owners: Owners) -> dict[str, Any]:
+def _item_dict(item: SlaItem, owners: Mapping[str, str]) -> dict[str, Any]:
     return {
         **finding_as_dict(item.finding),
-        "owner": owner_of(owners, item),
+        "owner": owners.get(item.finding.fingerprint, UNASSIGNED),
         "opened": item.opened.isoformat(),
         "due": item.due.isoformat() if item.due else None,
         "days_left": item.days_left,
@@ -38,8 +34,9 @@ def _item_dict(item: SlaItem, owners: Owners) -> dict[str, Any]:
     }
 
 
-def report_as_dict(report: SlaReport, owners: Owners | None = None) -> dict[str, Any]:
-    owners = owners or Owners()
+def report_as_dict(report: SlaReport, owners: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The report as JSON; `owners` maps fingerprints to owner names (absent: unassigned)."""
+    owners = owners or {}
     return {
         "today": report.today.isoformat(),
         "by_severity": [
@@ -60,6 +57,12 @@ def report_as_dict(report: SlaReport, owners: Owners | None = None) -> dict[str,
     }
 
 
+def sla_owners(owners: Owners, report: SlaReport, store: Store) -> dict[str, str]:
+    """Fingerprint -> owner of every finding with an SLA: a person's assignment, else the first
+    matching [[owners]] entry, else unassigned."""
+    return owners.names((i.finding for i in report.items), store.owner_assignments())
+
+
 def _summary(report: SlaReport) -> Table:
     table = Table(header_style="bold", title=f"SLAs as of {report.today.isoformat()}")
     for name in ("Severity", "SLA", "Active", "Breached", "Due soon", "Fixed", "In time", "MTTR"):
@@ -78,7 +81,7 @@ def _summary(report: SlaReport) -> Table:
     return table
 
 
-def _overdue(items: tuple[SlaItem, ...], owners: Owners) -> Table:
+def _overdue(items: tuple[SlaItem, ...], owners: Mapping[str, str]) -> Table:
     table = Table(header_style="bold", title="Overdue, longest first")
     for name in ("Severity", "Overdue", "Due", "Owner", "Host", "Port", "Title", "Fingerprint"):
         table.add_column(name, overflow="fold", no_wrap=name in ("Severity", "Overdue", "Due"))
@@ -88,7 +91,7 @@ def _overdue(items: tuple[SlaItem, ...], owners: Owners) -> Table:
             Text(f.severity.value, style=SEVERITY_STYLE[f.severity.value]),
             Text(f"{item.days_overdue} d"),
             Text(item.due.isoformat() if item.due else "-"),
-            Text(for_terminal(owner_of(owners, item), 100)),
+            Text(for_terminal(owners.get(f.fingerprint, UNASSIGNED), 100)),
             Text(for_terminal(f.host, 100)),
             Text(f"{f.port}/{f.proto}" if f.port is not None else "-"),
             Text(for_terminal(f.title, 200)),
@@ -100,7 +103,9 @@ def _overdue(items: tuple[SlaItem, ...], owners: Owners) -> Table:
 @click.command("sla")
 @click.option("--fail-on-breach", is_flag=True, help="Exit 1 when any finding is overdue.")
 @click.option(
-    "--owner", default=None, help="Only findings of this owner ([[owners]]; 'unassigned')."
+    "--owner",
+    default=None,
+    help="Only findings of this owner (assigned, or by [[owners]]; any case; 'unassigned').",
 )
 @db_option
 @json_option
@@ -116,13 +121,15 @@ def sla_command(
     critical 7, high 30, medium 90, low 180), what is overdue and by how long, and per severity
     the fixes made in time and the mean time to remediate."""
     policy = config(ctx).sla or SlaPolicy()
-    owners = config(ctx).owners
     with Store(resolve_db(ctx, db_path), create=False) as store:
         report = sla_report(store, policy)
+        owners = sla_owners(config(ctx).owners, report, store)
     if owner is not None:
         report = dataclasses.replace(
             report,
-            items=tuple(i for i in report.items if owner_of(owners, i) == owner),
+            items=tuple(
+                i for i in report.items if same_owner(owners[i.finding.fingerprint], owner.strip())
+            ),
         )
     if as_json:
         click.echo(json.dumps(report_as_dict(report, owners), indent=2))

@@ -9,6 +9,7 @@ from typing import Protocol
 from scanner import __version__
 from scanner.errors import ConfigError
 from scanner.model import FindingStatus, ScanRecord, StoredFinding
+from scanner.owners import Owners
 from scanner.report.interface import ReportData, RuleInfo
 from scanner.store.db import Store
 from scanner.store.timestamps import iso_utc
@@ -26,8 +27,10 @@ def collect_report(
     scan_id: int | None = None,
     statuses: Collection[FindingStatus] | None = None,
     rules: RuleSource | None = None,
+    owners: Owners | None = None,
 ) -> ReportData:
-    """The findings observed in one scan (default: the latest), with their rules' metadata.
+    """The findings observed in one scan (default: the latest), with their rules' metadata and
+    owners (a person's assignment, else `owners` from posture.toml, else unassigned).
 
     Raises ConfigError when the store has no scans yet or no scan `scan_id`.
     """
@@ -51,6 +54,7 @@ def collect_report(
         new_fingerprints=first_observed_in(scan, findings),
         scan_hosts=tuple(store.scan_hosts(scan.id)),
         tls_endpoints=tuple(store.tls_endpoints(scan.id)),
+        owners=(owners or Owners()).names(findings, store.owner_assignments()),
     )
 
 

@@ -12,6 +12,7 @@ from scanner.safetext import for_csv
 COLUMNS = (
     "severity",
     "status",
+    "owner",
     "confidence",
     "host",
     "hostname",
@@ -49,6 +50,7 @@ def _row(f: FindingView) -> tuple[object, ...]:
     return (
         f.severity.value,
         f.status.value,
+        f.owner,
         f.confidence.value,
         f.host,
         f.hostname,

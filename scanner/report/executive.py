@@ -61,10 +61,18 @@ class ScopeCoverage:
     """What an auditor asks of coverage: how much of the allowed scope the latest scan
     targeted, scanned to the end, and found up."""
 
-    addresses_in_scope: int | None  # None: the scan recorded no scope
-    targets: int
-    scanned: int
+    addresses_in_scope: int | None  # None: the scan recorded no scope (or it no longer parses)
+    targets: int  # addresses the scan set out to scan
+    scanned: int  # of them, scanned to the end (up, down or timed out)
     up: int
+    names_in_scope: int = 0  # host names listed in the scope, each one asset
+
+    @property
+    def in_scope(self) -> int | None:
+        """Assets in scope: its addresses, and each host name it lists once."""
+        if self.addresses_in_scope is None:
+            return None
+        return self.addresses_in_scope + self.names_in_scope
 
     @property
     def scanned_share(self) -> float | None:
@@ -72,9 +80,10 @@ class ScopeCoverage:
 
     @property
     def scope_share(self) -> float | None:
-        if not self.addresses_in_scope:
+        """Targets as a share of the scope (at most 1: a scan never leaves its scope)."""
+        if not self.in_scope:
             return None
-        return self.targets / self.addresses_in_scope
+        return min(1.0, self.targets / self.in_scope)
 
 
 def _bucket(age: int) -> str:
@@ -209,27 +218,35 @@ def executive_summary(
         expiring=expiring,
         coverage=coverage,
         scope=scope,
-        owners={
-            i.finding.fingerprint: (owners or Owners()).name_of(
-                i.finding.host, i.finding.port, i.finding.rule_id, i.finding.hostname
-            )
-            for i in sla.breached
-        },
+        # a person's assignment (`posture findings assign`) first, then [[owners]]
+        owners=(owners or Owners()).names(
+            (i.finding for i in sla.breached), store.owner_assignments()
+        ),
     )
 
 
 def _scope_coverage(store: Store, scan: ScanRecord) -> ScopeCoverage:
+    """Counted, never enumerated: a /8 in scope costs no more than one address."""
+    from scanner.errors import ConfigError
     from scanner.model import HostState
-    from scanner.targets import Scope
+    from scanner.targets import count_specs
 
-    size = None
-    if scan.scope:
+    addresses: int | None = None
+    names = 0
+    # The scope as expanded when the scan started (scanner.scan keeps it): @files named by the
+    # scope may have changed or gone since.
+    expanded = scan.options.get("expanded_scope")
+    specs = expanded if isinstance(expanded, list) and expanded else list(scan.scope)
+    if specs:
         try:
-            size = Scope.parse(scan.scope).size
-        except Exception:  # a scope recorded by an older posture that no longer parses
-            size = None
-    up = sum(1 for h in store.scan_hosts(scan.id) if h.state is HostState.UP)
-    return ScopeCoverage(size, scan.hosts_total, scan.hosts_done, up)
+            addresses, names = count_specs(str(spec) for spec in specs)
+        except ConfigError:  # a scope file gone since, or a spec an older posture accepted
+            addresses, names = None, 0
+    (up,) = store.db.execute(
+        "SELECT count(*) FROM scan_hosts WHERE scan_id = ? AND state = ?",
+        (scan.id, HostState.UP.value),
+    ).fetchone()
+    return ScopeCoverage(addresses, scan.hosts_total, scan.hosts_done, int(up), names)
 
 
 __all__ = ["AGE_BUCKETS", "ExecutiveSummary", "ScopeCoverage", "TrendPoint", "executive_summary"]

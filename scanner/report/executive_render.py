@@ -6,12 +6,19 @@ and fixed labels."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from markupsafe import Markup
 
 from scanner.report.escape import clean
-from scanner.report.executive import AGE_BUCKETS, OLDEST_BUCKET, SEVERITIES, ExecutiveSummary
+from scanner.report.executive import (
+    AGE_BUCKETS,
+    OLDEST_BUCKET,
+    SEVERITIES,
+    ExecutiveSummary,
+    ScopeCoverage,
+)
 from scanner.report.templates import html_environment, markdown_environment
 
 COLOURS = {
@@ -81,8 +88,50 @@ def trend_svg(summary: ExecutiveSummary) -> Markup:
     )
 
 
+def percent(share: float) -> str:
+    """A share as a percentage a reader can tell from zero: 4 of 65,546 is 0.0061%, not 0.0%."""
+    value = 100 * share
+    if value == 0 or value >= 0.1:
+        return f"{value:.1f}%"
+    decimals = 1 - math.floor(math.log10(value))  # two significant digits, never 1e-05
+    return f"{value:.{decimals}f}%"
+
+
+def scope_size(scope: ScopeCoverage) -> str:
+    """The scope size as shown: 65,546, 65,546 and 1 host name, or why there is none."""
+    if scope.addresses_in_scope is None:
+        return "no scope recorded"
+    size = f"{scope.addresses_in_scope:,}"
+    if scope.names_in_scope:
+        plural = "s" if scope.names_in_scope > 1 else ""
+        size += f" and {scope.names_in_scope:,} host name{plural}"
+    return size
+
+
+def _coverage_dict(summary: ExecutiveSummary) -> dict[str, Any] | None:
+    if summary.coverage is None:
+        return None
+    scope = summary.scope
+
+    def share(value: float | None) -> float | None:
+        return None if value is None else round(100 * value, 4)
+
+    return {
+        "hosts_scanned": summary.coverage[0],
+        "hosts_total": summary.coverage[1],
+        "hosts_up": scope.up if scope else None,
+        "addresses_in_scope": scope.addresses_in_scope if scope else None,
+        "names_in_scope": scope.names_in_scope if scope else None,
+        "in_scope": scope.in_scope if scope else None,
+        "targets": scope.targets if scope else None,
+        "targets_percent_of_scope": share(scope.scope_share) if scope else None,
+        "scanned_percent_of_targets": share(scope.scanned_share) if scope else None,
+    }
+
+
 def summary_as_dict(summary: ExecutiveSummary) -> dict[str, Any]:
     return {
+        "profile": "executive",
         "today": summary.today.isoformat(),
         "scan": summary.scan.id if summary.scan else None,
         "previous": summary.previous.id if summary.previous else None,
@@ -129,16 +178,7 @@ def summary_as_dict(summary: ExecutiveSummary) -> dict[str, Any]:
             {"fingerprint": fp, "title": clean(t), "host": clean(h), "expires": d.isoformat()}
             for fp, t, h, d in summary.expiring
         ],
-        "coverage": (
-            {
-                "hosts_scanned": summary.coverage[0],
-                "hosts_total": summary.coverage[1],
-                "hosts_up": summary.scope.up if summary.scope else None,
-                "addresses_in_scope": summary.scope.addresses_in_scope if summary.scope else None,
-            }
-            if summary.coverage
-            else None
-        ),
+        "coverage": _coverage_dict(summary),
     }
 
 
@@ -151,6 +191,8 @@ def render_executive(summary: ExecutiveSummary, fmt: str, tool_version: str) -> 
         "ages": AGE_LABELS,
         "version": tool_version,
         "clean": clean,
+        "percent": percent,
+        "scope_size": scope_size,
     }
     if fmt == "html":
         template = html_environment().get_template("executive.html.j2")

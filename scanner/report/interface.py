@@ -57,6 +57,7 @@ class ReportData:
     new_fingerprints: frozenset[str] | None = None
     scan_hosts: tuple[Host, ...] = ()
     tls_endpoints: tuple[TlsEndpoint, ...] = ()  # the TLS assessments `scan` stored
+    owners: Mapping[str, str] = field(default_factory=dict)  # fingerprint -> owner name
 
     @property
     def severity_counts(self) -> dict[Severity, int]:
@@ -68,6 +69,10 @@ class ReportData:
     def status_counts(self) -> dict[FindingStatus, int]:
         counts = Counter(f.status for f in self.findings)
         return {s: counts[s] for s in FindingStatus}
+
+    def owner_of(self, finding: StoredFinding) -> str:
+        """The finding's owner ("unassigned" when nobody owns it)."""
+        return self.owners.get(finding.fingerprint, "unassigned")
 
     def is_new(self, finding: StoredFinding) -> bool | None:
         if self.new_fingerprints is None:

@@ -3,7 +3,8 @@
 Layout (`schema_version` 1; strings from targets and rule packs are control-escaped and clipped as
 in every format):
 
-    {"schema_version": 1, "generated_at": ISO, "tool": {"name": "posture", "version": str},
+    {"schema_version": 1, "profile": "technical", "generated_at": ISO,
+     "tool": {"name": "posture", "version": str},
      "scan": SCAN | null,  "scans": [SCAN],
      "summary": {"total": int, "by_severity": {severity: int}, "by_status": {status: int}},
      "hosts": {"by_state": {state: int}, "not_covered": [{"address", "hostname", "state",
@@ -11,8 +12,9 @@ in every format):
      "findings": [{"fingerprint", "rule_id", "title", "severity", "confidence", "status", "host",
                    "hostname", "port", "proto", "discriminator", "evidence": {...}, "cves": [],
                    "controls": [], "first_seen", "last_seen", "last_scan_id", "status_note",
-                   "accept_expires", "fixed_at", "new": bool | null}],
-                 # `posture findings --json`'s fields (scanner.store.export) plus "new"
+                   "accept_expires", "fixed_at", "new": bool | null, "owner": str}],
+                 # `posture findings --json`'s fields (scanner.store.export) plus "new" and
+                 # "owner" (a name, or "unassigned")
      "rules": {rule_id: {"id", "title", "severity", "description", "remediation", "references",
                          "controls", "pack", "known": bool}},
      "tls": [{"host", "port", "sni", "starttls", "grade", "caps": [str], "versions": [str],
@@ -50,6 +52,7 @@ class JsonFormat(ReportFormat):
         report = build_view(data)
         document = {
             "schema_version": SCHEMA_VERSION,
+            "profile": "technical",
             "generated_at": report.generated_at,
             "tool": {"name": "posture", "version": report.tool_version},
             "scan": _clean(scan_as_dict(data.scan)) if data.scan else None,
@@ -73,7 +76,11 @@ class JsonFormat(ReportFormat):
             },
             # the same fields as `posture findings --json`, plus whether the scan saw it first
             "findings": [
-                {**_clean(finding_as_dict(f)), "new": data.is_new(f)}
+                {
+                    **_clean(finding_as_dict(f)),
+                    "new": data.is_new(f),
+                    "owner": clean_json(data.owner_of(f)),
+                }
                 for f in ordered(data.findings)
             ],
             "rules": {r.id: rule_json(r) for r in report.rules},

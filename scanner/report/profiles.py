@@ -74,7 +74,7 @@ def render_profile(
 
         data = collect_report(
             store, scan_id=scan_id, statuses=set(statuses) if statuses else None,
-            rules=rules,  # type: ignore[arg-type]
+            rules=rules, owners=owners,  # type: ignore[arg-type]
         )  # fmt: skip
         text = get_format(base).render(data)
         scan = f"scan {data.scan.id}" if data.scan else "no scan"

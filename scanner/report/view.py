@@ -76,6 +76,7 @@ class FindingView:
     accept_expires: str | None
     fixed_at: str | None
     new: bool | None  # first observed in the reported scan; None: unknown
+    owner: str = "unassigned"  # a person's assignment, else [[owners]] in posture.toml
 
     @property
     def location(self) -> str:
@@ -188,7 +189,7 @@ def build_view(data: ReportData) -> ReportView:
         rule = rules.get(finding.rule_id)
         if rule is None:
             rule = rules[finding.rule_id] = _rule_view(finding, data.rules.get(finding.rule_id))
-        findings.append(_finding_view(finding, rule, data.is_new(finding)))
+        findings.append(_finding_view(finding, rule, data.is_new(finding), data.owner_of(finding)))
     return ReportView(
         generated_at=clean(data.generated_at),
         tool_version=clean(data.tool_version),
@@ -294,7 +295,9 @@ def _rule_view(finding: StoredFinding, rule: RuleInfo | None) -> RuleView:
     )
 
 
-def _finding_view(finding: StoredFinding, rule: RuleView, new: bool | None) -> FindingView:
+def _finding_view(
+    finding: StoredFinding, rule: RuleView, new: bool | None, owner: str = "unassigned"
+) -> FindingView:
     evidence = clean_json(dict(finding.evidence))
     return FindingView(
         fingerprint=clean(finding.fingerprint),
@@ -320,6 +323,7 @@ def _finding_view(finding: StoredFinding, rule: RuleView, new: bool | None) -> F
         accept_expires=clean_optional(finding.accept_expires),
         fixed_at=clean_optional(finding.fixed_at),
         new=new,
+        owner=clean(owner),
     )
 
 

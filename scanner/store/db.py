@@ -47,10 +47,12 @@ from scanner.store.lifecycle import (
 from scanner.store.portset import PortSet
 from scanner.store.rows import (
     FindingEvent,
+    OwnerAssignment,
     event_from_row,
     finding_row,
     inventory_from_row,
     inventory_row,
+    owner_assignment_from_row,
     scan_from_row,
     service_from_row,
     service_row,
@@ -67,6 +69,7 @@ _ACTIVE = json.dumps([FindingStatus.OPEN.value, FindingStatus.REOPENED.value])
 _SCAN_ACTOR = "scan"
 _EXPIRY_ACTOR = "posture"  # the store itself, when an acceptance runs out
 _IN_BATCH = 500  # addresses looked up per query: bounded work and memory per statement
+MAX_OWNER_NOTE = 1000  # characters of the note that goes with an owner assignment
 
 Undetermined = tuple[str, str, int, str]
 """(address, proto, port, rule_id): a rule whose active check applied there but got no answer."""
@@ -732,6 +735,80 @@ class Store:
             note = reason if expires is None else f"{reason} (until {expires.isoformat()})"
             self._event(fp, previous, status, now, note, actor)
         return self.get_finding(fp)
+
+    # -- owners --------------------------------------------------------------------------------
+
+    def assign_owner(
+        self,
+        fingerprint: str,
+        owner: str | None,
+        *,
+        contact: str | None = None,
+        note: str | None = None,
+        actor: str | None = None,
+    ) -> OwnerAssignment | None:
+        """A person's owner for one finding, over posture.toml's [[owners]]; `owner` None clears
+        it. Every change is kept (`owner_history`); scans never change it. Returns the
+        assignment in force afterwards (None: cleared, or there was none to clear)."""
+        from scanner.owners import valid_contact, valid_owner
+
+        if owner is not None:
+            owner = valid_owner(owner, "the owner (--owner)")
+            if contact is not None:
+                contact = valid_contact(contact, "the contact (--contact)")
+        elif contact is not None:
+            raise ConfigError("a contact (--contact) goes with an owner (--owner), not --clear")
+        if note is not None:
+            note = note.strip() or None
+            if note is not None and len(note) > MAX_OWNER_NOTE:
+                raise ConfigError(f"the note (--note) is longer than {MAX_OWNER_NOTE} characters")
+        now = iso_utc(self._now())
+        with self._write():
+            fp = self._resolve(fingerprint)
+            if owner is None and self._owner_assignment(fp) is None:
+                return None
+            self.db.table("owner_assignments").insert(
+                {
+                    "fingerprint": fp,
+                    "at": now,
+                    "owner": owner,
+                    "contact": contact,
+                    "note": note,
+                    "actor": actor,
+                }
+            )
+        return self.owner_assignment(fp)
+
+    def _owner_assignment(self, fp: str) -> OwnerAssignment | None:
+        rows = self._rows(
+            "SELECT * FROM owner_assignments WHERE fingerprint = ? ORDER BY id DESC LIMIT 1", (fp,)
+        )
+        if not rows or rows[0]["owner"] is None:
+            return None
+        return owner_assignment_from_row(rows[0])
+
+    def owner_assignment(self, fingerprint: str) -> OwnerAssignment | None:
+        """The owner a person gave this finding, if one is in force."""
+        with self._lock:
+            return self._owner_assignment(self._resolve(fingerprint))
+
+    def owner_assignments(self) -> dict[str, OwnerAssignment]:
+        """Every owner assignment in force, by fingerprint (few: people make them one by one)."""
+        with self._lock:
+            rows = self._rows(
+                "SELECT * FROM owner_assignments WHERE owner IS NOT NULL AND id IN"
+                " (SELECT max(id) FROM owner_assignments GROUP BY fingerprint)"
+            )
+        return {r["fingerprint"]: owner_assignment_from_row(r) for r in rows}
+
+    def owner_history(self, fingerprint: str) -> list[OwnerAssignment]:
+        """Every owner change of a finding, oldest first."""
+        with self._lock:
+            fp = self._resolve(fingerprint)
+            rows = self._rows(
+                "SELECT * FROM owner_assignments WHERE fingerprint = ? ORDER BY id", (fp,)
+            )
+        return [owner_assignment_from_row(r) for r in rows]
 
     def findings(
         self,

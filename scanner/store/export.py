@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from scanner.model import ScanRecord, StoredFinding
-from scanner.store.rows import FindingEvent
+from scanner.store.rows import FindingEvent, OwnerAssignment
 
 
 def finding_as_dict(finding: StoredFinding) -> dict[str, Any]:
@@ -41,6 +41,16 @@ def event_as_dict(event: FindingEvent) -> dict[str, Any]:
         "scan_id": event.scan_id,
         "note": event.note,
         "actor": event.actor,
+    }
+
+
+def owner_assignment_as_dict(assignment: OwnerAssignment) -> dict[str, Any]:
+    return {
+        "at": assignment.at,
+        "owner": assignment.owner,
+        "contact": assignment.contact,
+        "note": assignment.note,
+        "actor": assignment.actor,
     }
 
 

@@ -36,6 +36,18 @@ class FindingEvent:
     actor: str | None = None
 
 
+@dataclass(frozen=True)
+class OwnerAssignment:
+    """One change of a finding's owner by a person; `owner` None: the assignment was cleared."""
+
+    fingerprint: str
+    at: str  # ISO 8601 UTC
+    owner: str | None
+    contact: str | None = None
+    note: str | None = None
+    actor: str | None = None
+
+
 def to_json(value: Any) -> str:
     """Stable JSON for a column; values JSON cannot hold (bytes, sets, ...) are kept as text."""
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
@@ -216,6 +228,17 @@ def event_from_row(row: Mapping[str, Any]) -> FindingEvent:
         from_status=FindingStatus(row["from_status"]) if row["from_status"] else None,
         to_status=FindingStatus(row["to_status"]),
         scan_id=row["scan_id"],
+        note=row["note"],
+        actor=row["actor"],
+    )
+
+
+def owner_assignment_from_row(row: Mapping[str, Any]) -> OwnerAssignment:
+    return OwnerAssignment(
+        fingerprint=row["fingerprint"],
+        at=row["at"],
+        owner=row["owner"],
+        contact=row["contact"],
         note=row["note"],
         actor=row["actor"],
     )

@@ -215,11 +215,32 @@ def _host_inventories(db: sqlite_utils.Database) -> None:
     _statements(db, _INVENTORY_SCHEMA)
 
 
+_OWNER_SCHEMA = """
+-- Owners people give single findings (`posture findings assign`), over posture.toml's [[owners]].
+-- Append only: each row is one change, the latest of a finding is in force (owner NULL: cleared).
+CREATE TABLE owner_assignments (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL REFERENCES findings(fingerprint),
+    at TEXT NOT NULL,
+    owner TEXT,
+    contact TEXT,
+    note TEXT,
+    actor TEXT
+);
+CREATE INDEX idx_owner_assignments_fingerprint ON owner_assignments(fingerprint, id)
+"""
+
+
+def _owner_assignments(db: sqlite_utils.Database) -> None:
+    _statements(db, _OWNER_SCHEMA)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _initial_schema,
     _undetermined_checks,
     _tls_endpoints,
     _host_inventories,
+    _owner_assignments,
 )
 """Append only: never edit a migration that has shipped, add the next one instead."""
 
