@@ -172,7 +172,10 @@ def test_legacy_server_sslv3_rc4_export_compression_heartbleed(
     assert result.protocol(TlsVersion.TLS12).supported is False
     assert result.compression is True and result.heartbleed is True
     assert result.secure_renegotiation is False and result.fallback_scsv is False
-    assert server.heartbeats_answered == 2  # the over-long probe and the well-formed one
+    # The over-long probe was answered (that is what `heartbleed` is read from). The well-formed
+    # one follows in the same write; the client hangs up once it has the first answer, and a
+    # reset can discard the second request before the server reads it, so it may go unanswered.
+    assert server.heartbeats_answered in (1, 2)
     rating = grade(result)
     assert rating is not None and rating.letter == "F"
 
